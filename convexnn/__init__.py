@@ -1,0 +1,55 @@
+"""convexnn — certified global optima of two-layer ReLU and gated-ReLU networks.
+
+Exact convex reformulations (group lasso, cone-constrained programs), numpy duality-gap
+certificates, and the path from the Neural Tangent Kernel to the optimum through
+multiple kernel learning. See ``convexnn explain gated_relu``.
+"""
+
+from .certificate import Certificate
+from .data import Dataset, add_bias, planted_relu, validate_xy
+from .errors import (
+    ConvexNNError,
+    InfeasibleError,
+    InvalidInputError,
+    ProblemTooLargeError,
+    SolverFailedError,
+    SolverUnavailableError,
+    UnboundedError,
+    VerificationError,
+)
+from .formulations import REGISTRY
+from .networks import GatedReLUNetwork, ReLUNetwork
+from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
+from .solution import Solution
+from .solve import solve
+from .solvers import InaccurateSolutionWarning, available_solvers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Certificate",
+    "ConvexNNError",
+    "Dataset",
+    "GatedReLUNetwork",
+    "InaccurateSolutionWarning",
+    "InfeasibleError",
+    "InvalidInputError",
+    "Patterns",
+    "ProblemTooLargeError",
+    "REGISTRY",
+    "ReLUNetwork",
+    "Solution",
+    "SolverFailedError",
+    "SolverUnavailableError",
+    "UnboundedError",
+    "VerificationError",
+    "__version__",
+    "add_bias",
+    "available_solvers",
+    "enumerate_patterns",
+    "patterns_from_gates",
+    "planted_relu",
+    "sample_patterns",
+    "solve",
+    "validate_xy",
+]

@@ -1,0 +1,401 @@
+"""Load and validate training data.
+
+Everything that enters convexnn goes through :func:`validate_xy`: ``X`` must be a
+finite, numeric, non-empty ``n × d`` array and ``y`` a finite vector of length
+``n`` (or an ``n × c`` matrix for ``c`` outputs). Loaders return a
+:class:`Dataset` with the arrays, a name and a content hash that certificates
+record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "Dataset",
+    "validate_xy",
+    "validate_X",
+    "add_bias",
+    "data_sha256",
+    "one_hot",
+    "planted_relu",
+    "load_npz",
+    "load_csv",
+    "load_sklearn",
+    "load_uci",
+    "uci_root",
+    "list_uci",
+    "SKLEARN_DATASETS",
+    "UCI_ENV",
+]
+
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "diabetes", "digits")
+UCI_ENV = "CONVEXNN_UCI"
+
+
+@dataclass(frozen=True, repr=False)
+class Dataset:
+    """A validated data set: features ``X`` (n×d), targets ``y`` (n or n×c)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = "data"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def outputs(self) -> int:
+        return 1 if self.y.ndim == 1 else int(self.y.shape[1])
+
+    @property
+    def sha256(self) -> str:
+        return data_sha256(self.X, self.y)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, n={self.n}, d={self.d}, outputs={self.outputs}, "
+            f"sha256={self.sha256[:12]}…)"
+        )
+
+
+def _as_float_array(value: Any, name: str) -> np.ndarray:
+    if value is None:
+        raise InvalidInputError(f"{name} is None; pass a numeric array.")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and similar
+        raise InvalidInputError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise InvalidInputError(
+            f"{name} must be numeric; got dtype {arr.dtype}. Encode categorical columns first."
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name} must be real; got complex dtype {arr.dtype}.")
+    return np.asarray(arr, dtype=np.float64, order="C")
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = ", ".join(str(int(i)) for i in bad)
+        raise InvalidInputError(
+            f"{name} contains NaN or infinite values (first at index [{where}]); "
+            "impute or drop them before solving."
+        )
+
+
+def validate_X(X: Any, name: str = "X", d: int | None = None) -> np.ndarray:
+    """Return ``X`` as a finite float64 ``n × d`` array or raise :class:`InvalidInputError`."""
+    arr = _as_float_array(X, name)
+    if arr.ndim != 2:
+        raise InvalidInputError(
+            f"{name} must be 2-D (n samples × d features); got shape {arr.shape}. "
+            "Reshape a single feature with X.reshape(-1, 1)."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidInputError(f"{name} is empty (shape {arr.shape}); it needs n ≥ 1 and d ≥ 1.")
+    if d is not None and arr.shape[1] != d:
+        raise InvalidInputError(f"{name} has {arr.shape[1]} columns; expected {d}.")
+    _check_finite(arr, name)
+    return arr
+
+
+def validate_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a data set.
+
+    Returns
+    -------
+    X : ndarray (n, d), float64
+    Y : ndarray (n, c), float64 — a 1-D ``y`` becomes one column.
+    """
+    X = validate_X(X, "X")
+    Y = _as_float_array(y, "y")
+    if Y.ndim == 0:
+        raise InvalidInputError("y must be a vector of length n or an n×c matrix; got a scalar.")
+    if Y.ndim > 2:
+        raise InvalidInputError(f"y must be 1-D or 2-D; got shape {Y.shape}.")
+    if Y.shape[0] != X.shape[0]:
+        raise InvalidInputError(
+            f"X has {X.shape[0]} rows but y has {Y.shape[0]}; they must match."
+        )
+    if Y.ndim == 2 and Y.shape[1] == 0:
+        raise InvalidInputError("y has zero columns; it needs at least one output.")
+    _check_finite(Y, "y")
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    return X, np.ascontiguousarray(Y)
+
+
+def add_bias(X: np.ndarray) -> np.ndarray:
+    """Append a column of ones: ``[X, 1]`` (SPEC §0; gates then get a bias entry too)."""
+    X = np.asarray(X, dtype=np.float64)
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def data_sha256(X: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of the float64 contents and shapes of ``X`` and ``y``.
+
+    The hash is independent of memory layout and of whether ``y`` is a vector or a
+    single column, so the same numbers always give the same hash.
+    """
+    h = hashlib.sha256()
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    Y = np.ascontiguousarray(y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    for arr in (X, Y):
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def one_hot(labels: Any, *, centered: bool = False) -> np.ndarray:
+    """Encode integer labels 0..c−1 as an ``n × c`` indicator matrix.
+
+    With ``centered=True`` the entries are ``±1`` (1 for the class, −1 otherwise) — the
+    usual squared-loss target for classification.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1:
+        raise InvalidInputError(f"labels must be 1-D; got shape {lab.shape}.")
+    classes, codes = np.unique(lab, return_inverse=True)
+    Y = np.zeros((lab.shape[0], classes.shape[0]))
+    Y[np.arange(lab.shape[0]), codes] = 1.0
+    return 2.0 * Y - 1.0 if centered else Y
+
+
+def planted_relu(
+    n: int = 200,
+    d: int = 5,
+    *,
+    neurons: int = 3,
+    noise: float = 0.1,
+    seed: int = 0,
+    outputs: int = 1,
+) -> Dataset:
+    """A seeded synthetic teacher: ``y = Σ_j (x^T u_j)_+ a_j + noise·ε``.
+
+    ``X`` and the teacher weights ``u_j`` are standard Gaussian, ``a_j`` are ±1
+    (alternating), ``ε`` is standard Gaussian.
+    """
+    for name, val in (("n", n), ("d", d), ("neurons", neurons), ("outputs", outputs)):
+        if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
+            raise InvalidInputError(f"{name} must be an integer ≥ 1; got {val!r}.")
+    if not np.isfinite(noise) or noise < 0:
+        raise InvalidInputError(f"noise must be a finite number ≥ 0; got {noise!r}.")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    U = rng.standard_normal((d, neurons)) / np.sqrt(d)
+    signs = np.where(np.arange(neurons) % 2 == 0, 1.0, -1.0)
+    A = signs[:, None] * (1.0 + rng.random((neurons, outputs)))
+    Y = np.maximum(X @ U, 0.0) @ A + noise * rng.standard_normal((n, outputs))
+    y = Y[:, 0] if outputs == 1 else Y
+    return Dataset(
+        X=X,
+        y=y,
+        name=f"planted_relu(n={n}, d={d}, neurons={neurons}, noise={noise}, seed={seed})",
+        meta={"teacher_U": U, "teacher_A": A},
+    )
+
+
+def _resolve_path(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InvalidInputError(f"{what} file not found: {p}")
+    if not p.is_file():
+        raise InvalidInputError(f"{what} path is not a file: {p}")
+    return p
+
+
+def load_npz(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y") -> Dataset:
+    """Load ``X`` and ``y`` from a ``.npz`` archive (``allow_pickle=False``)."""
+    p = _resolve_path(path, "npz")
+    if not zipfile.is_zipfile(p):
+        raise InvalidInputError(f"{p}: not a readable .npz archive (not a zip file).")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            keys = list(f.keys())
+            missing = [k for k in (x_key, y_key) if k not in keys]
+            if missing:
+                raise InvalidInputError(
+                    f"{p}: missing array(s) {missing}; found {keys}. "
+                    f"Save with np.savez(path, {x_key}=X, {y_key}=y)."
+                )
+            X, y = f[x_key], f[y_key]
+    except InvalidInputError:
+        raise
+    except ValueError as exc:  # object arrays refused without pickle
+        raise InvalidInputError(f"{p}: cannot read without pickle ({exc}).") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidInputError(f"{p}: not a readable .npz archive ({exc}).") from None
+    X, Y = validate_xy(X, y)
+    return Dataset(X=X, y=Y[:, 0] if np.ndim(y) == 1 else Y, name=p.stem,
+                   meta={"source": f"npz:{p}"})
+
+
+def load_csv(
+    path: str | os.PathLike, *, target: str | Sequence[str] | None = None
+) -> Dataset:
+    """Load a CSV with a header row; ``target`` names the target column(s) (default: last).
+
+    Feature columns must be numeric. A non-numeric target column is encoded as
+    integer class codes (the classes are kept in ``meta["classes"]``).
+    """
+    import pandas as pd
+
+    p = _resolve_path(path, "csv")
+    try:
+        frame = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{p}: not a readable CSV file ({exc}).") from None
+    if frame.shape[1] < 2:
+        raise InvalidInputError(
+            f"{p}: needs at least one feature column and one target column; "
+            f"found columns {list(frame.columns)}."
+        )
+    targets = [frame.columns[-1]] if target is None else (
+        [target] if isinstance(target, str) else list(target)
+    )
+    unknown = [t for t in targets if t not in frame.columns]
+    if unknown:
+        raise InvalidInputError(
+            f"{p}: target column(s) {unknown} not found; columns are {list(frame.columns)}."
+        )
+    features = frame.drop(columns=targets)
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        raise InvalidInputError(
+            f"{p}: feature column(s) {non_numeric} are not numeric; encode them first."
+        )
+    meta: dict[str, Any] = {"source": f"csv:{p}", "features": list(features.columns),
+                            "target": targets}
+    tframe = frame[targets]
+    if len(targets) == 1 and not pd.api.types.is_numeric_dtype(tframe.iloc[:, 0]):
+        codes, classes = pd.factorize(tframe.iloc[:, 0], sort=True)
+        if (codes < 0).any():
+            raise InvalidInputError(f"{p}: target column {targets[0]!r} has missing values.")
+        y = codes.astype(np.float64)
+        meta["classes"] = [str(c) for c in classes]
+    else:
+        y = tframe.to_numpy(dtype=np.float64)
+        y = y[:, 0] if len(targets) == 1 else y
+    X, _ = validate_xy(features.to_numpy(dtype=np.float64), y)
+    return Dataset(X=X, y=np.asarray(y, dtype=np.float64), name=p.stem, meta=meta)
+
+
+def load_sklearn(name: str) -> Dataset:
+    """Load one of scikit-learn's bundled data sets: iris, wine, breast_cancer, diabetes, digits."""
+    from sklearn import datasets
+
+    if name not in SKLEARN_DATASETS:
+        raise InvalidInputError(
+            f"unknown scikit-learn dataset {name!r}; choose one of {list(SKLEARN_DATASETS)}."
+        )
+    bunch = getattr(datasets, f"load_{name}")()
+    X, _ = validate_xy(bunch.data, bunch.target)
+    return Dataset(X=X, y=np.asarray(bunch.target, dtype=np.float64), name=name,
+                   meta={"source": f"sklearn:{name}"})
+
+
+def uci_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding the UCI collection.
+
+    Looked up in order: the ``root`` argument, the ``CONVEXNN_UCI`` environment
+    variable, then ``../shared/data/uci`` next to the current directory or the
+    package checkout. The public archive of the collection (Fernández-Delgado et al.,
+    JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from the README.
+    """
+    candidates: list[Path] = []
+    if root is not None:
+        candidates.append(Path(root).expanduser())
+    elif os.environ.get(UCI_ENV):
+        candidates.append(Path(os.environ[UCI_ENV]).expanduser())
+    else:
+        here = Path(__file__).resolve().parent.parent
+        candidates += [Path.cwd() / ".." / "shared" / "data" / "uci",
+                       here / ".." / "shared" / "data" / "uci"]
+    for c in candidates:
+        if c.is_dir():
+            return c.resolve()
+    where = ", ".join(str(c) for c in candidates)
+    raise InvalidInputError(
+        f"UCI data folder not found (looked in: {where}). Pass --uci-root / root=PATH or set "
+        f"{UCI_ENV}=PATH to a folder holding <name>/<name>_R.dat files."
+    )
+
+
+def list_uci(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the UCI data sets available under :func:`uci_root`."""
+    base = uci_root(root)
+    return sorted(p.name for p in base.iterdir() if (p / f"{p.name}_R.dat").is_file())
+
+
+def _read_index_lines(path: Path, n: int) -> list[np.ndarray]:
+    out = []
+    for k, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            idx = np.array([int(t) for t in line.split()], dtype=np.int64)
+        except ValueError:
+            raise InvalidInputError(f"{path}: line {k + 1} holds a non-integer index.") from None
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise InvalidInputError(f"{path}: line {k + 1} has an index outside 0..{n - 1}.")
+        out.append(idx)
+    return out
+
+
+def load_uci(name: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Load a data set in the standard UCI layout (see the README of the data folder).
+
+    ``meta`` holds ``"validation"`` (train, validation) index arrays and ``"folds"`` — a
+    list of 4 (train, test) pairs — when the split files are present.
+    """
+    import pandas as pd
+
+    base = uci_root(root)
+    folder = base / name
+    dat = folder / f"{name}_R.dat"
+    if not dat.is_file():
+        known = list_uci(base)
+        hint = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
+        raise InvalidInputError(f"unknown UCI dataset {name!r} under {base} (known: {hint}).")
+    try:
+        frame = pd.read_csv(dat, sep="\t", index_col=0)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{dat}: unreadable ({exc}).") from None
+    values = frame.to_numpy(dtype=np.float64)
+    X, labels = values[:, :-1], values[:, -1]
+    X, _ = validate_xy(X, labels)
+    n = X.shape[0]
+    meta: dict[str, Any] = {"source": f"uci:{name}", "root": str(base),
+                            "classes": int(np.unique(labels).size)}
+    split = folder / "conxuntos.dat"
+    if split.is_file():
+        lines = _read_index_lines(split, n)
+        if len(lines) >= 2:
+            meta["validation"] = (lines[0], lines[1])
+    kfold = folder / "conxuntos_kfold.dat"
+    if kfold.is_file():
+        lines = _read_index_lines(kfold, n)
+        meta["folds"] = [(lines[2 * k], lines[2 * k + 1]) for k in range(len(lines) // 2)]
+    return Dataset(X=X, y=labels, name=name, meta=meta)

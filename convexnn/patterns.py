@@ -1,0 +1,327 @@
+"""Activation patterns of a two-layer network (SPEC §0).
+
+A gate ``g ∈ R^d`` induces the pattern ``D = diag(1[X g ≥ 0])`` (ties count as
+active). A :class:`Patterns` record stacks the distinct non-zero patterns as the
+columns of the boolean ``n × P`` matrix ``masks`` together with one representative
+gate per pattern and how many drawn gates produced it.
+
+Three ways to get them:
+
+* :func:`sample_patterns` — Gaussian gates ``g ~ N(0, I_d)``; the convex program is
+  then exact among networks whose patterns lie in the sample (scope ``"sampled"``).
+* :func:`patterns_from_gates` — patterns of given gates (e.g. a trained network's).
+* :func:`enumerate_patterns` — every cell of the hyperplane arrangement
+  ``{x_k^T g = 0}``; the convex program is then the exact non-convex training
+  problem (scope ``"all"``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from itertools import combinations
+
+import numpy as np
+
+from .data import validate_X
+from .errors import InvalidInputError, ProblemTooLargeError
+
+__all__ = [
+    "Patterns",
+    "sample_patterns",
+    "patterns_from_gates",
+    "enumerate_patterns",
+    "count_arrangement_cells",
+    "unique_columns",
+]
+
+_RAY_TOL = 1e-9
+_DEFAULT_MAX_PATTERNS = 100_000
+
+
+@dataclass(frozen=True, repr=False)
+class Patterns:
+    """Distinct non-zero activation patterns of a data matrix.
+
+    Attributes
+    ----------
+    masks : ndarray of bool, shape (n, P)
+        Column ``i`` is the diagonal of ``D_i = diag(1[X g_i ≥ 0])``.
+    gates : ndarray, shape (d, P)
+        A gate realising each pattern (the first one drawn).
+    counts : ndarray of int, shape (P,)
+        How many drawn gates produced each pattern (duplicates merged).
+    draws : int
+        Number of gates drawn in total, including those whose pattern was all-zero
+        and dropped; ``counts / draws`` is the Monte Carlo pattern frequency.
+    method : {"sample", "gates", "enumerate"}
+    scope : {"sampled", "all"}
+        ``"all"`` when every cell of the arrangement is present.
+    probabilities : ndarray or None
+        Exact Gaussian probability of each pattern when known (d ≤ 2 enumeration).
+        Not renormalised after dropping the all-zero pattern (SPEC §4).
+    seed : int or None
+    """
+
+    masks: np.ndarray
+    gates: np.ndarray
+    counts: np.ndarray
+    draws: int
+    method: str
+    scope: str
+    probabilities: np.ndarray | None = None
+    seed: int | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.gates.shape[0])
+
+    @property
+    def P(self) -> int:
+        return int(self.masks.shape[1])
+
+    def __len__(self) -> int:
+        return self.P
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """Monte Carlo frequencies ``counts / draws`` (zero pattern not renormalised away)."""
+        return self.counts / max(self.draws, 1)
+
+    def masks_for(self, X: np.ndarray) -> np.ndarray:
+        """Patterns of new points under the stored gates: ``1[X G ≥ 0]`` (m × P, bool)."""
+        X = validate_X(X, "X", d=self.d)
+        return (X @ self.gates) >= 0
+
+    def subset(self, index: np.ndarray) -> Patterns:
+        """The patterns at ``index`` (a working set); scope becomes ``"sampled"``."""
+        index = np.asarray(index)
+        probs = None if self.probabilities is None else self.probabilities[index]
+        scope = self.scope if len(np.unique(index)) == self.P else "sampled"
+        return replace(self, masks=self.masks[:, index], gates=self.gates[:, index],
+                       counts=self.counts[index], probabilities=probs, scope=scope)
+
+    def __repr__(self) -> str:
+        active = self.masks.mean() if self.masks.size else 0.0
+        return (
+            f"Patterns(P={self.P}, n={self.n}, d={self.d}, method={self.method!r}, "
+            f"scope={self.scope!r}, draws={self.draws}, mean_active={active:.3f})"
+        )
+
+
+def unique_columns(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct columns of a boolean matrix, in order of first appearance.
+
+    Returns ``(first, inverse, counts)``: indices of the first occurrence of each
+    distinct column, the distinct-column id of every column, and multiplicities.
+    """
+    if masks.shape[1] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    packed = np.ascontiguousarray(np.packbits(masks, axis=0).T)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse, counts = np.unique(
+        keys, return_index=True, return_inverse=True, return_counts=True
+    )
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.ravel()], counts[order]
+
+
+def _from_gate_matrix(
+    X: np.ndarray,
+    G: np.ndarray,
+    *,
+    method: str,
+    scope: str,
+    weights: np.ndarray | None = None,
+    seed: int | None = None,
+) -> Patterns:
+    masks = (X @ G) >= 0
+    first, inverse, counts = unique_columns(masks)
+    keep = masks[:, first].any(axis=0)  # drop the all-zero pattern (its kernel is 0)
+    probs = None
+    if weights is not None:
+        probs = np.bincount(inverse, weights=weights, minlength=first.size)[keep]
+    return Patterns(
+        masks=np.ascontiguousarray(masks[:, first[keep]]),
+        gates=np.ascontiguousarray(G[:, first[keep]]),
+        counts=counts[keep].astype(np.int64),
+        draws=int(G.shape[1]),
+        method=method,
+        scope=scope,
+        probabilities=probs,
+        seed=seed,
+    )
+
+
+def _check_count(count: object, name: str = "count") -> int:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise InvalidInputError(f"{name} must be a positive integer; got {count!r}.")
+    return int(count)
+
+
+def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns:
+    """Patterns of ``count`` Gaussian gates ``g ~ N(0, I_d)``.
+
+    Duplicates are merged (first gate kept, counts added) and the all-zero pattern
+    dropped, so ``P ≤ count``.
+    """
+    X = validate_X(X, "X")
+    count = _check_count(count)
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((X.shape[1], count))
+    return _from_gate_matrix(X, G, method="sample", scope="sampled", seed=seed)
+
+
+def patterns_from_gates(X: np.ndarray, G: np.ndarray) -> Patterns:
+    """Patterns ``1[X g_j ≥ 0]`` of the given gates (columns of ``G``, shape d × m)."""
+    X = validate_X(X, "X")
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim == 1:
+        G = G[:, None]
+    if G.ndim != 2 or G.shape[0] != X.shape[1]:
+        raise InvalidInputError(
+            f"G must have shape (d, m) with d = {X.shape[1]} (columns of X); got {G.shape}."
+        )
+    if G.shape[1] == 0 or not np.all(np.isfinite(G)):
+        raise InvalidInputError("G must hold at least one finite gate.")
+    return _from_gate_matrix(X, G, method="gates", scope="sampled")
+
+
+# ---------------------------------------------------------------------------
+# Exact enumeration of the central hyperplane arrangement {x_k^T g = 0}
+# ---------------------------------------------------------------------------
+
+
+def _normals(Xr: np.ndarray) -> np.ndarray:
+    """Distinct hyperplane normals (unit rows, defined up to sign) of the non-zero rows."""
+    norms = np.linalg.norm(Xr, axis=1)
+    H = Xr[norms > 1e-12 * max(norms.max(initial=0.0), 1e-300)]
+    if H.shape[0] == 0:
+        return H
+    H = H / np.linalg.norm(H, axis=1, keepdims=True)
+    lead = np.argmax(np.abs(H) > 1e-9, axis=1)
+    H = H * np.sign(H[np.arange(H.shape[0]), lead])[:, None]
+    _, idx = np.unique(np.round(H, 9), axis=0, return_index=True)
+    return H[np.sort(idx)]
+
+
+def count_arrangement_cells(k: int, m: int) -> int:
+    """Cells of ``k`` central hyperplanes in general position in ``R^m``.
+
+    ``2 Σ_{j=0}^{m-1} C(k-1, j)`` — an upper bound for any central arrangement.
+    """
+    if k == 0:
+        return 1
+    return 2 * sum(math.comb(k - 1, j) for j in range(m))
+
+
+def _sweep_2d(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interior points and angular measures of the cells of lines through 0 in R²."""
+    if H.shape[0] == 0:
+        return np.array([[1.0], [0.0]]), np.array([1.0])
+    phi = np.arctan2(H[:, 1], H[:, 0])
+    bounds = np.sort(np.mod(np.concatenate([phi + np.pi / 2, phi - np.pi / 2]), 2 * np.pi))
+    nxt = np.append(bounds[1:], bounds[0] + 2 * np.pi)
+    length = nxt - bounds
+    keep = length > 1e-13
+    mid = (bounds + nxt)[keep] / 2
+    return np.vstack([np.cos(mid), np.sin(mid)]), length[keep] / (2 * np.pi)
+
+
+def _cell_points(H: np.ndarray, m: int, memo: dict) -> np.ndarray:
+    """Interior points (m × C, unit columns) of every cell of the essential arrangement H."""
+    if m == 1:
+        return np.array([[1.0, -1.0]])
+    if m == 2:
+        return _sweep_2d(H)[0]
+    k = H.shape[0]
+    subsets = np.array(list(combinations(range(k), m - 1)), dtype=np.int64)
+    HS = H[subsets]  # (B, m-1, m)
+    _, s, Vt = np.linalg.svd(HS)
+    independent = s[:, -1] > 1e-10
+    subsets, HS, Vt = subsets[independent], HS[independent], Vt[independent]
+    rays = Vt[:, -1, :]  # (B, m): the line where the m-1 hyperplanes meet
+    dots = np.abs(H @ rays.T)  # (k, B)
+    on_ray = dots <= _RAY_TOL
+    generic = on_ray.sum(axis=0) == m - 1
+    out: list[np.ndarray] = []
+
+    # General-position rays: the local cells are the 2^(m-1) sign orthants of H_S.
+    if generic.any():
+        signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * (m - 1), indexing="ij")).reshape(m - 1, -1)
+        pinv = np.linalg.pinv(HS[generic])  # (b, m, m-1)
+        delta = pinv @ signs  # (b, m, 2^(m-1))
+        delta /= np.linalg.norm(delta, axis=1, keepdims=True)
+        dist = np.where(on_ray[:, generic], np.inf, dots[:, generic]).min(axis=0, initial=np.inf)
+        eps = np.minimum(0.5 * dist, 0.5)[:, None, None]
+        r = rays[generic][:, :, None]
+        for sgn in (1.0, -1.0):
+            pts = sgn * r + eps * delta  # (b, m, 2^(m-1))
+            out.append(pts.transpose(1, 0, 2).reshape(m, -1))
+
+    # Degenerate rays (more than m-1 hyperplanes through them): recurse on the local
+    # arrangement in the orthogonal complement of the ray.
+    for b in np.flatnonzero(~generic):
+        T = np.flatnonzero(on_ray[:, b])
+        key = tuple(T)
+        if key in memo:
+            continue
+        memo[key] = True
+        r = rays[b]
+        Q = Vt[b, :-1, :]  # (m-1, m) orthonormal basis of r^⊥
+        local = H[T] @ Q.T
+        local /= np.linalg.norm(local, axis=1, keepdims=True)
+        sub = _cell_points(_normals(local), m - 1, {})
+        delta = Q.T @ sub
+        delta /= np.linalg.norm(delta, axis=0, keepdims=True)
+        rest = np.delete(np.arange(k), T)
+        dist = dots[rest, b].min(initial=np.inf)
+        eps = min(0.5 * dist, 0.5)
+        for sgn in (1.0, -1.0):
+            out.append(sgn * r[:, None] + eps * delta)
+    return np.hstack(out) if out else np.zeros((m, 0))
+
+
+def enumerate_patterns(X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTERNS) -> Patterns:
+    """Every activation pattern of ``X``: one per cell of the arrangement ``{x_k^T g = 0}``.
+
+    d = 2 (after reducing ``X`` to its row space): an exact angular sweep — each arc
+    between neighbouring boundary angles ``φ_k ± π/2`` is one cell, with Gaussian
+    probability arc/2π. d ≥ 3: every cell touches a ray where d−1 hyperplanes meet;
+    each such ray is perturbed into all its neighbouring cells (rays where more
+    hyperplanes meet are handled exactly by recursing on the local arrangement).
+
+    Raises
+    ------
+    ProblemTooLargeError
+        When the predicted number of cells, ``2 Σ_{j<d} C(k−1, j)`` for ``k`` distinct
+        hyperplanes, exceeds ``max_patterns``.
+    """
+    X = validate_X(X, "X")
+    n, d = X.shape
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(n, d) * np.finfo(float).eps)) if s[0] > 0 else 0
+    if rank == 0:
+        raise InvalidInputError("X is all zeros: every gate gives the same pattern.")
+    basis = Vt[:rank].T  # (d, rank): gates live in the row space of X
+    H = _normals(X @ basis)
+    predicted = count_arrangement_cells(H.shape[0], rank)
+    if predicted > max_patterns:
+        raise ProblemTooLargeError(
+            f"enumerating all patterns of X ({n} points, rank {rank}) would give up to "
+            f"{predicted:,} cells, above max_patterns={max_patterns:,}. Use "
+            f"sample_patterns(X, count) or raise max_patterns."
+        )
+    if rank == 2:
+        pts, probs = _sweep_2d(H)
+    else:
+        pts, probs = _cell_points(H, rank, {}), None
+    G = basis @ pts
+    return _from_gate_matrix(X, G, method="enumerate", scope="all", weights=probs)

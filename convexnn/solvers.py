@@ -1,0 +1,205 @@
+"""Solver discovery, invocation and the one place where solver statuses are mapped.
+
+Solvers are discovered with ``cvxpy.installed_solvers()``, never a hard-coded list.
+Clarabel (embedded, no licence) is the default; MOSEK is used when licensed; SCS
+and others may be used but their answers are only as good as the numpy
+certificate says. ``optimal_inaccurate`` is a warning, never a success or a crash:
+the certificate decides.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import cvxpy as cp
+
+from .errors import (
+    InfeasibleError,
+    InvalidInputError,
+    SolverFailedError,
+    SolverUnavailableError,
+    UnboundedError,
+)
+
+__all__ = [
+    "CERTIFYING_SOLVERS",
+    "DEFAULT_SOLVER",
+    "InaccurateSolutionWarning",
+    "SolverRun",
+    "available_solvers",
+    "resolve_solver",
+    "run_problem",
+    "map_status",
+    "mosek_licensed",
+]
+
+DEFAULT_SOLVER = "CLARABEL"
+#: Interior-point solvers whose answers reach certifiable accuracy.
+CERTIFYING_SOLVERS = ("CLARABEL", "MOSEK")
+#: Conic solvers able to handle the second-order-cone programs of convexnn.
+CONIC_SOLVERS = ("CLARABEL", "MOSEK", "SCS", "ECOS", "CVXOPT", "GUROBI", "COPT")
+
+
+class InaccurateSolutionWarning(UserWarning):
+    """The solver returned ``optimal_inaccurate``; the numpy certificate decides."""
+
+
+@dataclass(frozen=True)
+class SolverRun:
+    """What happened in one solver call."""
+
+    solver: str
+    status: str
+    seconds: float
+    iterations: int | None
+    solver_objective: float | None
+
+
+def available_solvers() -> list[str]:
+    """Installed cvxpy solvers able to handle convexnn's cone programs."""
+    installed = set(cp.installed_solvers())
+    return [s for s in CONIC_SOLVERS if s in installed]
+
+
+@cache
+def mosek_licensed() -> tuple[bool, str]:
+    """Whether MOSEK can check out a licence, and the reason when it cannot."""
+    try:
+        import mosek
+    except ImportError:
+        return False, "the mosek package is not installed (pip install 'convexnn[mosek]')"
+    try:
+        with mosek.Env() as env:
+            env.checkoutlicense(mosek.feature.pts)
+    except mosek.Error as exc:
+        code = getattr(exc, "errno", None)
+        return False, f"MOSEK licence missing or invalid ({code}: {str(exc).strip()})"
+    return True, ""
+
+
+def resolve_solver(name: str | None) -> str:
+    """Canonical cvxpy name of an installed, usable solver.
+
+    Raises
+    ------
+    SolverUnavailableError
+        When the solver is not installed, or is MOSEK without a licence.
+    """
+    if name is None:
+        name = DEFAULT_SOLVER
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"solver must be a solver name such as 'clarabel'; got {name!r}.")
+    canon = name.strip().upper()
+    installed = available_solvers()
+    if canon not in installed:
+        raise SolverUnavailableError(
+            f"solver {name!r} is not installed; installed conic solvers: "
+            f"{[s.lower() for s in installed]}. Use solver='clarabel' (the default)."
+        )
+    if canon == "MOSEK":
+        ok, why = mosek_licensed()
+        if not ok:
+            raise SolverUnavailableError(
+                f"MOSEK is installed but cannot run: {why}. Put a licence file at "
+                "~/mosek/mosek.lic (or set MOSEKLM_LICENSE_FILE), or use solver='clarabel'."
+            )
+    return canon
+
+
+def _tolerance_options(solver: str, tol: float) -> dict[str, Any]:
+    """Solver accuracy settings a notch tighter than the certificate tolerance."""
+    t = max(min(tol * 1e-2, 1e-8), 1e-12)
+    if solver == "CLARABEL":
+        return {"tol_gap_abs": t, "tol_gap_rel": t, "tol_feas": t, "max_iter": 500}
+    if solver == "SCS":
+        return {"eps_abs": t, "eps_rel": t, "max_iters": 100_000}
+    if solver == "MOSEK":
+        return {"mosek_params": {"MSK_DPAR_INTPNT_CO_TOL_REL_GAP": t,
+                                 "MSK_DPAR_INTPNT_CO_TOL_PFEAS": t,
+                                 "MSK_DPAR_INTPNT_CO_TOL_DFEAS": t}}
+    return {}
+
+
+def map_status(status: str | None, solver: str) -> None:
+    """Raise the typed error for a status without a solution; warn on inaccurate ones."""
+    if status in (cp.OPTIMAL,):
+        return
+    if status == cp.OPTIMAL_INACCURATE:
+        warnings.warn(
+            f"{solver} returned 'optimal_inaccurate'; the certificate below decides whether "
+            "the answer is usable. Try solver='mosek' or a tighter problem scaling.",
+            InaccurateSolutionWarning,
+            stacklevel=3,
+        )
+        return
+    if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise InfeasibleError(
+            f"{solver} reports the problem infeasible ({status}); check the constraints "
+            "(for the ReLU program: the cone constraints of the chosen patterns).",
+            status=status,
+        )
+    if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+        raise UnboundedError(
+            f"{solver} reports the problem unbounded ({status}); the regularisation must "
+            "be positive.",
+            status=status,
+        )
+    raise SolverFailedError(
+        f"{solver} returned status {status!r} without a solution; try another solver "
+        f"(installed: {[s.lower() for s in available_solvers()]}).",
+        status=status,
+    )
+
+
+def run_problem(
+    problem: cp.Problem,
+    solver: str,
+    *,
+    tol: float = 1e-6,
+    verbose: bool = False,
+    warm_start: bool = True,
+    options: dict[str, Any] | None = None,
+) -> SolverRun:
+    """Solve a built cvxpy problem with ``solver`` and map its status.
+
+    ``options`` are passed to the solver and override the accuracy defaults.
+    """
+    opts = _tolerance_options(solver, tol)
+    opts.update(options or {})
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # cvxpy's generic "may be inaccurate" warning is replaced by map_status's own.
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver=solver, verbose=verbose, warm_start=warm_start, **opts)
+    except cp.error.SolverError as exc:
+        if solver == "MOSEK":
+            ok, why = mosek_licensed()
+            if not ok:
+                raise SolverUnavailableError(f"MOSEK cannot run: {why}.") from None
+        raise SolverFailedError(
+            f"{solver} failed: {exc}. Try another solver (installed: "
+            f"{[s.lower() for s in available_solvers()]}).",
+            status="solver_error",
+        ) from None
+    except Exception as exc:
+        # MOSEK raises its own exception type (e.g. a missing licence, code 1008).
+        if type(exc).__module__.startswith("mosek"):
+            raise SolverUnavailableError(
+                f"MOSEK cannot run: {str(exc).strip()}. Use solver='clarabel'."
+            ) from None
+        raise
+    seconds = time.perf_counter() - start
+    stats = problem.solver_stats
+    map_status(problem.status, solver)
+    return SolverRun(
+        solver=solver,
+        status=str(problem.status),
+        seconds=seconds,
+        iterations=getattr(stats, "num_iters", None),
+        solver_objective=None if problem.value is None else float(problem.value),
+    )

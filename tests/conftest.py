@@ -1,0 +1,21 @@
+"""Shared fixtures: small seeded problems built by the tests themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convexnn as cn
+
+
+@pytest.fixture(scope="session")
+def small():
+    """A planted-ReLU problem with n=60, d=4 and 40 sampled patterns."""
+    ds = cn.planted_relu(60, 4, neurons=3, noise=0.1, seed=3)
+    pats = cn.sample_patterns(ds.X, 40, seed=1)
+    return ds.X, ds.y, pats
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
