@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .certificate import DEFAULT_TOLERANCE
-from .cones import cone_violation, support_values
+from .certificate import DEFAULT_TOLERANCE, make_certificate
+from .cones import cone_violation, dual_norms, support_values
 from .errors import InvalidInputError, ProblemTooLargeError
 from .formulations.base import Formulation, ProblemData, SolveOptions, prepare
 from .ops import adjoint, as_blocks, forward, group_norms
@@ -79,6 +79,8 @@ class GlobalCheck:
         Checked patterns with ``values_i > λ (1 + tolerance)``, most violated first.
     violations : ndarray
         ``values_i / λ − 1`` of the violating patterns, in the same order.
+    scale : float
+        ``t = min(1, λ / max_i values_i)``: ``t (y − ŷ)`` is the dual point of ``lower_bound``.
     cone_violation : float
         The primal's relative cone violation (0 for the gated program).
     """
@@ -97,6 +99,7 @@ class GlobalCheck:
     patterns: Patterns
     violating: Patterns
     violations: np.ndarray
+    scale: float = 1.0
     cone_violation: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class GlobalCheck:
             "checked": int(self.patterns.P),
             "violating": int(self.violating.P),
             "max_violation": float(self.max_violation),
+            "scale": float(self.scale),
             "cone_violation": float(self.cone_violation),
         }
 
@@ -216,7 +220,7 @@ def check_patterns(
         tolerance=float(tolerance), passed=passed, values=values,
         max_violation=max(0.0, top / lam - 1.0), patterns=checked,
         violating=replace(violating, scope="sampled"), violations=ratio[bad],
-        cone_violation=violation,
+        scale=t, cone_violation=violation,
     )
 
 
@@ -364,8 +368,31 @@ def augment_loop(
                        "global_check": check.as_dict()}
     sol = replace(sol, timings=timings, info=info)
     if check.passed and check.scope == "all":
-        sol = form.finalize_global(sol, check.lower_bound, tol=options.tol)
+        sol = _with_global_certificate(sol, current, check)
     return sol
+
+
+def _with_global_certificate(sol: Solution, data: ProblemData, check: GlobalCheck) -> Solution:
+    """``sol`` with a certificate of scope ``"all"`` whose dual point is ``t (y − ŷ)``.
+
+    ``t`` makes the point feasible for every checked pattern, so its value is
+    ``check.lower_bound``; the stored multipliers are those of the working set
+    (the others are re-derived by :func:`check_patterns`).
+    """
+    V, U = sol.weights["V"], sol.weights["U"]
+    R = data.Y - forward(data.X, data.M, V - U)
+    C = adjoint(data.X, data.M, R)
+    alpha, beta = support_values(data.X, data.M, C)[1], support_values(data.X, data.M, -C)[1]
+    t = check.scale
+    dual = {"z": t * R, "alpha": t * alpha, "beta": t * beta}
+    na, nb = dual_norms(data.X, data.M, dual["z"], dual["alpha"], dual["beta"])
+    checks = {
+        "cone_violation": sol.certificate.checks.get("cone_violation", check.cone_violation),
+        "dual_violation": max(0.0, max(na.max(initial=0.0), nb.max(initial=0.0)) / check.lam - 1),
+    }
+    cert = make_certificate(sol.formulation, sol.objective, check.lower_bound,
+                            tolerance=check.tolerance, scope="all", checks=checks)
+    return replace(sol, certificate=cert, dual=dual)
 
 
 def check_augment_options(candidates: Any, max_rounds: Any, add_per_round: Any) -> None:

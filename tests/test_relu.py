@@ -296,7 +296,16 @@ def test_global_check_and_augment_reach_all_patterns_optimum(n, bias):
     assert info["converged"] and info["rounds"] >= 1 and info["scope"] == "all"
     assert info["history"][0]["violating"] > 0 and info["history"][-1]["violating"] == 0
     assert sampled.P < aug.patterns.P <= full.P
-    assert cn.certify_global(aug, X, y).passed
+    again = cn.certify_global(aug, X, y)
+    assert again.passed and again.lower_bound == pytest.approx(aug.certificate.dual_objective,
+                                                               rel=1e-12)
+    # the stored dual point is feasible for its patterns and has the certificate's value
+    z = aug.dual["z"]
+    data = prepare(X, y, patterns=aug.patterns, bias=bias)
+    na, nb = dense_dual_norms(data.X, data.M, z, aug.dual["alpha"], aug.dual["beta"])
+    assert max(na.max(), nb.max()) <= lam * (1 + 1e-12)
+    assert np.sum(data.Y * z) - 0.5 * np.sum(z * z) == pytest.approx(
+        aug.certificate.dual_objective, rel=1e-12)
 
 
 def test_global_check_values_agree_with_socps():

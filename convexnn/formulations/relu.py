@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
@@ -424,10 +424,3 @@ class ReLU(Formulation):
         return augment_loop(self, data, reg, options, sol, candidates=candidates,
                             max_rounds=max_rounds, add_per_round=add_per_round,
                             max_patterns=max_patterns, repair=repair)
-
-    def finalize_global(self, sol: Solution, lower_bound: float, *, tol: float) -> Solution:
-        """The solution with a certificate of scope ``"all"`` against ``lower_bound``."""
-        checks = {k: v for k, v in sol.certificate.checks.items() if k != "weak_duality"}
-        cert = make_certificate(self.name, sol.objective, lower_bound, tolerance=tol,
-                                scope="all", checks=checks)
-        return replace(sol, certificate=cert)
