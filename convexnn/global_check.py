@@ -234,15 +234,15 @@ def _resolve_candidates(X: np.ndarray, candidates: Patterns | int | str | None, 
                 "solution has one); build them with enumerate_patterns/sample_patterns on it."
             )
         return candidates
-    if candidates is None or candidates == "all":
+    if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
+        return sample_patterns(X, _check_int(candidates, "candidates", minimum=1), seed)
+    if candidates is None or (isinstance(candidates, str) and candidates == "all"):
         try:
             return enumerate_patterns(X, max_patterns=max_patterns)
         except ProblemTooLargeError:
             if candidates == "all":
                 raise
             return sample_patterns(X, fallback, seed)
-    if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
-        return sample_patterns(X, int(candidates), seed)
     raise InvalidInputError(
         f"candidates must be a Patterns, a number of gates to sample, 'all' or None; "
         f"got {candidates!r}."
