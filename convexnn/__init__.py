@@ -18,6 +18,7 @@ from .errors import (
     VerificationError,
 )
 from .formulations import REGISTRY
+from .global_check import GlobalCheck, certify_global
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
 from .solution import Solution
@@ -31,6 +32,7 @@ __all__ = [
     "ConvexNNError",
     "Dataset",
     "GatedReLUNetwork",
+    "GlobalCheck",
     "InaccurateSolutionWarning",
     "InfeasibleError",
     "InvalidInputError",
@@ -46,6 +48,7 @@ __all__ = [
     "__version__",
     "add_bias",
     "available_solvers",
+    "certify_global",
     "enumerate_patterns",
     "patterns_from_gates",
     "planted_relu",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import InvalidInputError
 from .base import Formulation, ProblemData, SolveOptions, prepare
 from .gated_relu import GatedReLU
+from .relu import ReLU
 
 __all__ = ["REGISTRY", "Formulation", "ProblemData", "SolveOptions", "get_formulation", "prepare"]
 
@@ -12,6 +13,7 @@ REGISTRY: dict[str, Formulation] = {
     f.name: f
     for f in (
         GatedReLU(),
+        ReLU(),
     )
 }
 
