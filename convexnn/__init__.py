@@ -17,12 +17,14 @@ from .errors import (
     UnboundedError,
     VerificationError,
 )
+from .export import load, save, verify
 from .formulations import REGISTRY
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
 from .solution import Solution
 from .solve import solve
 from .solvers import InaccurateSolutionWarning, available_solvers
+from .spec import load_spec, solve_spec
 
 __version__ = "0.1.0"
 
@@ -47,9 +49,14 @@ __all__ = [
     "add_bias",
     "available_solvers",
     "enumerate_patterns",
+    "load",
+    "load_spec",
     "patterns_from_gates",
     "planted_relu",
     "sample_patterns",
+    "save",
     "solve",
+    "solve_spec",
     "validate_xy",
+    "verify",
 ]
