@@ -633,7 +633,11 @@ class Verification:
         width = max((len(c.name) for c in self.checks), default=0)
         lines = [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}"
                  for c in self.checks]
-        head = ("VALID" if self.valid else f"INVALID (failed: {', '.join(self.failed)})")
+        if self.valid:
+            state = "certified" if self.record.get("certified") else "NOT certified"
+            head = f"VALID (every saved number re-derives; the result is {state})"
+        else:
+            head = f"INVALID (failed: {', '.join(self.failed)})"
         return f"{self.path}: {head}\n" + "\n".join(lines)
 
     def __repr__(self) -> str:

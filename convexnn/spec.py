@@ -99,6 +99,9 @@ SYNTHETIC: Mapping[str, Callable[..., Dataset]] = MappingProxyType({"planted_rel
 #: scikit-learn data sets whose target is a class label.
 SKLEARN_CLASSIFICATION = ("iris", "wine", "breast_cancer", "digits")
 
+#: More distinct target values than this are taken for a real-valued target, not labels.
+MAX_CLASSES = 100
+
 _COMMON_DATA_KEYS = ("source", "bias", "standardize", "target")
 _DATA_KEYS = {
     "synthetic": ("n", "d", "seed", "neurons", "noise", "outputs"),
@@ -443,6 +446,10 @@ def _parse_model(table: Any, origin: str) -> ModelSpec:
         sec.fail("formulation", name, f"a registered formulation, one of {sorted(REGISTRY)}")
     reg_name = REGISTRY[name].reg_name
     names = ["lam", "lam_ratio"] + (["mu", "mu_ratio"] if reg_name == "mu" else [])
+    foreign = [k for k in ("mu", "mu_ratio") if k not in names and sec.has(k)]
+    if foreign:
+        sec.fail_raw(f"[model] {foreign[0]}: {name} is regularised by {reg_name}, not mu; "
+                     f"use one of {names}.")
     given = [k for k in names if sec.has(k)]
     if len(given) != 1:
         what = "none" if not given else " and ".join(given)
@@ -451,10 +458,7 @@ def _parse_model(table: Any, origin: str) -> ModelSpec:
     value = sec.number(key, None, low=0.0, open_low=True)
     ratio = key.endswith("_ratio")
     options = sec.table_of_scalars("options")
-    allowed = ("formulation", *names, "options")
-    hint = {"mu": f"{name} is regularised by {reg_name}; use lam or lam_ratio.",
-            "mu_ratio": f"{name} is regularised by {reg_name}; use lam or lam_ratio."}
-    sec.finish(allowed, hint)
+    sec.finish(("formulation", *names, "options"))
     return ModelSpec(name, reg_name, None if ratio else value, value if ratio else None,
                      options)
 
@@ -568,11 +572,12 @@ def _encode(y: np.ndarray, target: str, source: str) -> np.ndarray:
             f"{y.shape[1]} target columns. Use target = \"raw\"."
         )
     classes = np.unique(y)
-    if classes.size > max(50, y.size // 2) or not np.allclose(classes, np.round(classes)):
+    if classes.size > MAX_CLASSES or not np.array_equal(classes, np.round(classes)):
         raise InvalidInputError(
-            f"[data] target = {target!r} needs integer class labels; {source} has "
-            f"{classes.size} distinct values{' (non-integer)' if classes.size else ''}. "
-            "Use target = \"raw\" for real-valued targets."
+            f"[data] target = {target!r} needs integer class labels (at most {MAX_CLASSES} "
+            f"classes); {source} has {classes.size} distinct values"
+            f"{'' if np.array_equal(classes, np.round(classes)) else ', not all integers'}. "
+            "Use target = \"raw\" for a real-valued target."
         )
     if classes.size < 2:
         raise InvalidInputError(f"[data] target = {target!r}: {source} has a single class.")
