@@ -557,8 +557,11 @@ def _missing_keys(rec: Mapping[str, Any]) -> list[str]:
     return missing
 
 
-def load(directory: str | os.PathLike) -> SavedResult:
+def load(directory: str | os.PathLike, data: DataLike | None = None) -> SavedResult:
     """Read a result directory, checking that it is complete and unmodified.
+
+    With ``data`` the certificate is also re-derived (``verify(directory, data,
+    strict=True)``) before the result is returned.
 
     Raises
     ------
@@ -587,6 +590,8 @@ def load(directory: str | os.PathLike) -> SavedResult:
               if k not in arrays]
     if absent:
         raise VerificationError(f"{d / SOLUTION_FILE}: missing arrays {absent}.")
+    if data is not None:
+        verify(d, data, strict=True)
     return SavedResult(d, record, _group(arrays, "weights"), _group(arrays, "dual"),
                        _patterns_from(arrays, record), _group(arrays, "network"),
                        _group(arrays, "info"))

@@ -21,6 +21,7 @@ from cli_helpers import (
 
 from convexnn.formulations import REGISTRY
 from convexnn.solvers import available_solvers
+from convexnn.spec import bundled_problems
 
 
 @pytest.mark.parametrize("spec", bundled_params())
@@ -212,3 +213,23 @@ def test_solving_twice_replaces_the_previous_result(tmp_path, capsys):
     assert run(["verify", out], capsys)[0] == 0
     arrays = np.load(out / "solution.npz", allow_pickle=False)
     assert all(arrays[k].dtype != object for k in arrays.files)
+
+
+def test_reproduce_problems_solves_verifies_and_skips(tmp_path, capsys, monkeypatch):
+    import convexnn.reproduce as rep
+
+    folder = tmp_path / "problems"
+    folder.mkdir()
+    write_spec(folder / "tiny.toml", "# a tiny problem\n" + SMALL_SPEC)
+    write_spec(folder / "future.toml", "# not yet available\n" + SMALL_SPEC.replace(
+        '"gated_relu"', '"no_such_formulation"'))
+    monkeypatch.setattr(rep, "bundled_problems", lambda: bundled_problems(folder))
+    out = tmp_path / "out"
+    code, _, err = run(["reproduce", "problems", "--out", out], capsys)
+    assert code == 0, err
+    import pandas as pd
+
+    table = pd.read_csv(out / "problems.csv").set_index("problem")
+    assert bool(table.loc["tiny", "certified"]) and bool(table.loc["tiny", "verified"])
+    assert table.loc["future", "status"].startswith("skipped")
+    assert run(["verify", out / "tiny"], capsys)[0] == 0

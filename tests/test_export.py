@@ -86,6 +86,9 @@ def test_load_returns_the_saved_arrays(saved):
     np.testing.assert_array_equal(res.weights["W"], sol.weights["W"])
     np.testing.assert_array_equal(res.patterns.masks, sol.patterns.masks)
     assert res.reg == sol.lam and res.certified and res.formulation == "gated_relu"
+    assert export.load(out, (X, y)).certified  # re-derived with the data
+    with pytest.raises(VerificationError, match="data_sha256"):
+        export.load(out, (X, y + 1e-3))
 
 
 def test_python_save_verify_round_trip(tmp_path):
