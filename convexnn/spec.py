@@ -491,12 +491,20 @@ def parse_spec(document: Mapping[str, Any], *, base_dir: Path | None = None,
     for required in ("data", "model"):
         if required not in document:
             raise InvalidInputError(f"{origin}: missing section [{required}].")
+    from .formulations import REGISTRY
+
+    model = _parse_model(document["model"], origin)
+    solver = _parse_solver(document.get("solver", {}), origin)
+    methods = ["auto", *REGISTRY[model.formulation].methods]
+    if solver.method not in methods:
+        raise InvalidInputError(f"{origin}: [solver] method = {solver.method!r}: expected one "
+                                f"of {methods} for {model.formulation}.")
     return ProblemSpec(
         name=name,
         data=parse_data(document["data"], base_dir=base_dir, origin=origin),
         patterns=_parse_patterns(document.get("patterns", {}), origin),
-        model=_parse_model(document["model"], origin),
-        solver=_parse_solver(document.get("solver", {}), origin),
+        model=model,
+        solver=solver,
         path=path,
         description=description,
     )

@@ -69,6 +69,8 @@ def test_solver_section_is_validated(tmp_path, capsys):
     _bad(tmp_path, capsys, SMALL_SPEC + "\n[solver]\ntolerance = 2.0\n", "tolerance", "< 1")
     _bad(tmp_path, capsys, SMALL_SPEC + "\n[solver]\nname = 3\n", "[solver] name")
     _bad(tmp_path, capsys, SMALL_SPEC + "\n[solver]\nretries = 3\n", "retries")
+    _bad(tmp_path, capsys, SMALL_SPEC + "\n[solver]\nmethod = \"newton\"\n",
+         "[solver] method", "'newton'", "ipm")
     _bad(tmp_path, capsys, SMALL_SPEC + "\n[solver.options]\nnot_a_setting = 1\n",
          "[solver.options]", "not_a_setting")
     _bad(tmp_path, capsys, SMALL_SPEC + "\n[model.options]\nwidth = 3\n",
