@@ -17,6 +17,7 @@ from .errors import (
     UnboundedError,
     VerificationError,
 )
+from .export import load, save, verify
 from .formulations import REGISTRY
 from .global_check import GlobalCheck, certify_global
 from .networks import GatedReLUNetwork, ReLUNetwork
@@ -24,6 +25,7 @@ from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_
 from .solution import Solution
 from .solve import solve
 from .solvers import InaccurateSolutionWarning, available_solvers
+from .spec import load_spec, solve_spec
 
 __version__ = "0.1.0"
 
@@ -50,9 +52,14 @@ __all__ = [
     "available_solvers",
     "certify_global",
     "enumerate_patterns",
+    "load",
+    "load_spec",
     "patterns_from_gates",
     "planted_relu",
     "sample_patterns",
+    "save",
     "solve",
+    "solve_spec",
     "validate_xy",
+    "verify",
 ]

@@ -1,0 +1,417 @@
+"""The ``convexnn`` command line.
+
+Subcommands: ``solve``, ``verify``, ``list``, ``explain``, ``reproduce``. Exit codes:
+
+==  =====================================================================
+0   success (``verify``: the certificate re-derives)
+1   verification failed (``verify`` names each failed check)
+2   bad input: one line on stderr naming the file, key, shape or value
+3   ``solve --require-certified``: the certificate missed its tolerance
+4   the solver returned no solution (infeasible, unbounded, failed)
+==  =====================================================================
+
+``--debug`` shows the traceback of an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    ConvexNNError,
+    InvalidInputError,
+    ProblemTooLargeError,
+    SolverFailedError,
+    SolverUnavailableError,
+    VerificationError,
+)
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_INVALID", "EXIT_BAD_INPUT",
+           "EXIT_NOT_CERTIFIED", "EXIT_SOLVER_FAILED"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_CERTIFIED = 3
+EXIT_SOLVER_FAILED = 4
+
+PROG = "convexnn"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+# ---------------------------------------------------------------------------
+# solve
+# ---------------------------------------------------------------------------
+
+
+def _spec_path(arg: str) -> Path:
+    from .spec import find_problem
+
+    p = Path(arg)
+    if not p.exists() and p.suffix == "":
+        bundled = find_problem(arg)
+        if bundled is not None:
+            return bundled
+    return p
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from .export import check_output_dir, save
+    from .spec import load_spec, solve_spec
+
+    spec = load_spec(_spec_path(args.spec))
+    out = Path(args.out) if args.out else Path("results") / spec.name
+    check_output_dir(out)  # refuse a bad --out before spending the solve
+    sol, ds = solve_spec(spec, solver=args.solver, uci_root=args.uci_root,
+                         verbose=args.verbose)
+    save(sol, out, ds, spec=spec)
+    cert = sol.certificate
+    reg = sol.reg_name
+    ratio = spec.model.reg_ratio
+    reg_s = f"{sol.reg:.6g}" + (f" ({reg}_ratio {ratio:g} × {reg}_max)" if ratio else "")
+    neurons = getattr(sol.network, "neurons", None)
+    t = sol.timings
+    verdict = ("CERTIFIED" if cert.certified else "NOT CERTIFIED") + (
+        " — global optimum (all patterns)" if cert.scope == "all" and cert.certified else
+        " — optimal among the sampled patterns" if cert.certified else "")
+    rows = [
+        ("problem", f"{spec.name} ({spec.path})"),
+        ("data", f"{ds.name}: n={sol.n}, d={sol.d}, outputs={sol.outputs}, bias={sol.bias}"),
+        ("formulation", sol.formulation),
+        ("patterns", f"{sol.patterns.P} ({sol.patterns.method}, scope {cert.scope})"),
+        (reg, reg_s),
+        ("solver", f"{sol.solver} ({sol.method}), status {sol.status}"),
+        ("objective", f"{cert.objective:.12g}"),
+        ("dual objective", f"{cert.dual_objective:.12g}"),
+        ("relative gap", f"{cert.relative_gap:.3e} (tolerance {cert.tolerance:.0e})"),
+        ("certificate", verdict + (f"; failed: {list(cert.failed)}" if cert.failed else "")),
+        ("network", "none" if neurons is None else f"{neurons} neurons"),
+        ("time", f"build {t['build_s']:.3f} s, solve {t['solve_s']:.3f} s, "
+                 f"certify {t['certify_s']:.3f} s"),
+        ("saved", f"{out}/ (certificate.json, solution.npz, summary.md)"),
+    ]
+    _out(_table(rows))
+    if args.require_certified and not cert.certified:
+        print(f"{PROG}: not certified: relative gap {cert.relative_gap:.3e} > tolerance "
+              f"{cert.tolerance:.0e}" + (f", failed checks {list(cert.failed)}"
+                                         if cert.failed else "") + " (--require-certified)",
+              file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .export import verify
+    from .spec import load_spec
+
+    spec = load_spec(_spec_path(args.spec)) if args.spec else None
+    result = verify(args.dir, spec=spec, uci_root=args.uci_root)
+    _out(str(result))
+    if not result.valid:
+        details = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if not c.ok)
+        print(f"{PROG}: verification failed: {_one_line(details)}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from .data import list_uci, uci_root
+    from .formulations import REGISTRY
+    from .reproduce import REPRODUCTIONS
+    from .solvers import CERTIFYING_SOLVERS, DEFAULT_SOLVER, available_solvers, mosek_licensed
+    from .spec import PROBLEMS_DIR, bundled_problems
+
+    _out("Formulations (convexnn explain NAME):")
+    _out(_table([(name, f"{f.title}  [{f.reg_name}; methods {', '.join(f.methods)}]")
+                 for name, f in sorted(REGISTRY.items())]))
+    _out("\nSolvers (installed conic solvers):")
+    rows = []
+    for s in available_solvers():
+        note = "default, " if s == DEFAULT_SOLVER else ""
+        note += ("interior point, certifies" if s in CERTIFYING_SOLVERS else
+                 "usable; the numpy certificate decides whether an answer is certified")
+        if s == "MOSEK":
+            ok, why = mosek_licensed()
+            note = "licensed, interior point, certifies" if ok else f"NOT usable: {why}"
+        rows.append((s.lower(), note))
+    if "MOSEK" not in available_solvers():
+        rows.append(("mosek", "not installed (pip install 'convexnn[mosek]' + a licence file)"))
+    _out(_table(rows))
+    problems = bundled_problems()
+    _out(f"\nBundled problems ({PROBLEMS_DIR}; convexnn solve NAME):")
+    if not problems:
+        _out("  none found (the problems/ folder ships with the source checkout)")
+    else:
+        rows = []
+        for name, (path, first) in problems.items():
+            try:
+                form = tomllib.loads(path.read_text(encoding="utf-8"))["model"]["formulation"]
+            except (tomllib.TOMLDecodeError, KeyError, TypeError):
+                form = "?"
+            mark = "" if form in REGISTRY else " (formulation not available)"
+            rows.append((name, f"[{form}{mark}] {first}"))
+        _out(_table(rows))
+    try:
+        root = uci_root(args.uci_root)
+        uci = f"{root} ({len(list_uci(root))} data sets)"
+    except InvalidInputError:
+        uci = "not found (--uci-root PATH or CONVEXNN_UCI=PATH; see the README)"
+    _out(f"\nUCI collection: {uci}")
+    _out("\nResult sets (convexnn reproduce NAME):")
+    _out(_table([(r.name, r.description) for r in REPRODUCTIONS.values()]))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# explain
+# ---------------------------------------------------------------------------
+
+
+def _built_problems(form: Any, data: Any, reg: float) -> dict[str, Any]:
+    """The formulation's cvxpy problems on ``data``: its ``build_problems(data, reg)`` hook,
+    else its module's ``build_primal`` / ``build_dual`` taking ``(X, Y, M)``."""
+    import cvxpy as cp
+
+    hook = getattr(form, "build_problems", None)
+    if callable(hook):
+        return dict(hook(data, reg))
+    module = sys.modules.get(type(form).__module__)
+    out = {}
+    for label in ("primal", "dual"):
+        fn = getattr(module, f"build_{label}", None)
+        if fn is None:
+            continue
+        try:
+            built = fn(data.X, data.Y, data.M)
+        except TypeError:
+            continue
+        problem = built if isinstance(built, cp.Problem) else getattr(built, "problem", None)
+        if not isinstance(problem, cp.Problem):
+            continue
+        for p in problem.parameters():
+            if p.name() in ("lam", "mu", form.reg_name):
+                p.value = reg
+        out[label] = problem
+    return out
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import planted_relu
+    from .formulations import get_formulation, prepare
+    from .ops import group_norms
+    from .solve import solve
+
+    form = get_formulation(args.formulation)
+    _out(f"{form.name} — {form.title}\n")
+    _out(form.math.rstrip() or "(this formulation documents no mathematics)")
+    n, d, gates = 8, 2, 4
+    ds = planted_relu(n, d, neurons=2, noise=0.1, seed=0)
+    data = prepare(ds.X, ds.y, patterns=gates, seed=0)
+    reg = 0.1 * form.reg_max(data)
+    sym = {"lam": "λ", "mu": "μ"}.get(form.reg_name, form.reg_name)
+    _out(f"\nA tiny instance: planted_relu(n={n}, d={d}, seed=0); {gates} Gaussian gates give "
+         f"P = {data.P} distinct patterns; {sym} = 0.1 · {sym}_max = {reg:.6g}.")
+    with np.printoptions(precision=3, suppress=True, threshold=40, edgeitems=2):
+        problems = _built_problems(form, data, reg)
+        if not problems:
+            _out(f"\n{form.name} builds no single cvxpy problem (methods: "
+                 f"{', '.join(form.methods)}); its solve is shown below.")
+        for label, problem in problems.items():
+            m = problem.size_metrics
+            _out(f"\nThe cvxpy {label} problem (DPP: {problem.is_dcp(dpp=True)}; "
+                 f"{m.num_scalar_variables} scalar variables, {len(problem.constraints)} "
+                 f"constraint objects):")
+            _out(str(problem))
+        sol = solve(form.name, ds.X, ds.y, patterns=data.patterns, lam=reg)
+        _out(f"\nIts solution ({sol.solver}, {sol.method}, status {sol.status}):")
+        for k, w in sol.weights.items():
+            w = np.asarray(w)
+            if w.ndim == 3:
+                _out(f"  {k}: shape {w.shape}; block norms ||{k}_i|| = {group_norms(w)}")
+            else:
+                _out(f"  {k}: shape {w.shape}; {w.ravel()[:8]}{' …' if w.size > 8 else ''}")
+        solver_value = (sol.info or {}).get("solver_objective")
+        if solver_value is not None:
+            _out(f"  solver's reported objective {solver_value:.10g}; recomputed in numpy "
+                 f"{sol.objective:.10g}")
+        _out(f"\nIts certificate (numpy, from the solution alone):\n  {sol.certificate!r}")
+        net = sol.network
+        if net is not None:
+            _out(f"\nThe network it encodes: {net!r}")
+            if form.reg_name == "lam" and hasattr(net, "objective"):
+                value = net.objective(ds.X, ds.y, sol.lam)
+                _out(f"  its training objective ½||f(X) − y||² + (λ/2) Σ(||u_j||² + a_j²) = "
+                     f"{value:.10g} (convex optimum {sol.objective:.10g})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# reproduce
+# ---------------------------------------------------------------------------
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import REPRODUCTIONS, reproduce
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise InvalidInputError("name a result set (convexnn reproduce --list shows them).")
+        _out(_table([(r.name, r.description) for r in REPRODUCTIONS.values()]))
+        return EXIT_OK
+    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root)
+    _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", [])))
+    if "figures" in notes:
+        _out(f"  figures {notes['figures']}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# parser and entry point
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
+    parser = _Parser(
+        prog=PROG,
+        description="Certified global optima of two-layer (gated) ReLU networks through "
+                    "their exact convex reformulations.",
+        epilog="Exit codes: 0 ok, 1 verification failed, 2 bad input, 3 not certified "
+               "(--require-certified), 4 solver returned no solution.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    uci = argparse.ArgumentParser(add_help=False)
+    uci.add_argument("--uci-root", metavar="PATH", default=None,
+                     help="folder of the UCI collection (default: $CONVEXNN_UCI, then "
+                          "../shared/data/uci)")
+
+    p = sub.add_parser("solve", parents=[common, uci], help="solve a TOML problem spec",
+                       description="Solve a problem spec, certify it in numpy and save "
+                                   "certificate.json, solution.npz and summary.md.")
+    p.add_argument("spec", metavar="SPEC.toml", help="problem spec (or a bundled name)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default results/<stem>/)")
+    p.add_argument("--solver", metavar="NAME", help="override [solver] name")
+    p.add_argument("--require-certified", action="store_true",
+                   help="exit 3 when the certificate misses its tolerance")
+    p.add_argument("--verbose", action="store_true", help="show the solver's output")
+    p.set_defaults(func=_cmd_solve)
+
+    p = sub.add_parser("verify", parents=[common, uci], help="re-derive a saved certificate",
+                       description="Re-derive the certificate in DIR from its arrays and the "
+                                   "data alone (no solver). Exit 0 valid, 1 invalid.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--spec", metavar="SPEC.toml",
+                   help="take the data from this spec instead of the recorded one")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("list", parents=[common, uci],
+                       help="formulations, solvers, bundled problems")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("explain", parents=[common], help="the math and a tiny worked instance",
+                       description="Show a formulation's mathematics, its cvxpy problem on a "
+                                   "tiny instance, the solution and its certificate.")
+    p.add_argument("formulation", metavar="FORMULATION")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("reproduce", parents=[common, uci], help="regenerate a result set",
+                       description="Regenerate results/NAME/ (tables as CSV and Markdown, "
+                                   "figures as PNG when matplotlib is installed).")
+    p.add_argument("name", metavar="NAME", nargs="?")
+    p.add_argument("--list", action="store_true", help="name the result sets")
+    p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME/)")
+    p.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_BAD_INPUT
+    debug = getattr(args, "debug", False)
+    if getattr(args, "command", None) is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+
+    def fail(code: int, what: str, exc: BaseException) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: {what}: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return code
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args))
+        except (InvalidInputError, SolverUnavailableError, ProblemTooLargeError) as exc:
+            return fail(EXIT_BAD_INPUT, "error", exc)
+        except SolverFailedError as exc:
+            return fail(EXIT_SOLVER_FAILED, "solver failed", exc)
+        except VerificationError as exc:
+            return fail(EXIT_INVALID, "verification failed", exc)
+        except ConvexNNError as exc:
+            return fail(EXIT_INVALID, "error", exc)
+        except OSError as exc:  # unwritable --out, full disk, …
+            name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            return fail(EXIT_BAD_INPUT, f"error{name}", exc)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
