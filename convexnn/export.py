@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from .data import Dataset, add_bias, data_sha256, validate_xy
-from .errors import ConvexNNError, InvalidInputError, VerificationError
-from .patterns import Patterns
+from .errors import ConvexNNError, InvalidInputError, ProblemTooLargeError, VerificationError
+from .patterns import Patterns, enumerate_patterns
 
 __all__ = [
     "CERTIFICATE_FILE",
@@ -699,6 +699,25 @@ def _load_data_for(rec: Mapping[str, Any], path: Path, spec: Any, uci_root: Any)
     return load_dataset(data_spec, uci_root=uci_root)
 
 
+def _check_global_scope(name: str, Xb: np.ndarray, Y: np.ndarray, pats: Patterns,
+                        weights: dict, reg: float, tol: float) -> tuple[str, bool, str]:
+    """A claim of scope "all" is re-derived, not trusted: the saved solution's dual point
+    must satisfy the dual constraint of EVERY pattern of the arrangement of the data."""
+    from .global_check import check_patterns
+
+    try:
+        every = enumerate_patterns(Xb)
+        check = check_patterns(name, Xb, Y, pats, weights, reg, every, tolerance=tol)
+    except (ProblemTooLargeError, InvalidInputError) as exc:
+        return "global", False, f"scope 'all' cannot be re-derived: {exc}"
+    if check.passed:
+        return "global", True, (f"dual feasible for all {every.P} patterns of the arrangement "
+                                f"(largest violation {check.max_violation:.1e})")
+    return "global", False, (f"scope 'all' claimed, but {check.violating.P} of the "
+                             f"{every.P} patterns of the arrangement violate the dual "
+                             f"constraint (worst by {check.max_violation:.2e} of λ)")
+
+
 def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: Any = None,
            uci_root: str | os.PathLike | None = None, strict: bool = False) -> Verification:
     """Re-derive a saved certificate from its arrays and the data alone (no solver).
@@ -831,6 +850,8 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
     scope_ok = rec.get("scope", pats.scope) == cert.scope == prec.get("scope")
     add("scope", scope_ok, f"{cert.scope}" if scope_ok else
         f"re-derived {cert.scope!r}, saved {rec.get('scope')!r}/{prec.get('scope')!r}")
+    if scope_ok and cert.scope == "all":
+        add(*_check_global_scope(name, Xb, Y, pats, weights, float(reg), float(tol)))
 
     mism = []
     for k, v in dual_point.items():

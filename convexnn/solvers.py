@@ -77,7 +77,12 @@ def mosek_licensed() -> tuple[bool, str]:
             env.checkoutlicense(mosek.feature.pts)
     except mosek.Error as exc:
         code = getattr(exc, "errno", None)
-        return False, f"MOSEK licence missing or invalid ({code}: {str(exc).strip()})"
+        label = str(getattr(code, "name", code)).split(".")[-1]
+        number = int(code) if code is not None else "?"
+        detail = (getattr(exc, "msg", "") or "").strip()
+        missing = "missing" if "missing" in label else "invalid"
+        return False, (f"no usable MOSEK licence (licence {missing}: {label}, code {number})"
+                       + (f": {detail}" if detail else ""))
     return True, ""
 
 

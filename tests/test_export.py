@@ -104,6 +104,28 @@ def test_python_save_verify_round_trip(tmp_path):
         cn.save(sol, tmp_path / "s", (ds.X + 1.0, ds.y))
 
 
+def test_global_scope_is_re_derived_not_trusted(tmp_path):
+    """A genuine scope "all" verifies; a sampled result relabelled "all" does not."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((25, 2))
+    y = np.maximum(X @ np.array([1.0, -0.5]), 0) - np.maximum(X @ np.array([-0.3, 1.0]), 0)
+    full = cn.solve("relu", X, y, patterns="all", lam_ratio=0.05)
+    out = cn.save(full, tmp_path / "all", (X, y))
+    result = cn.verify(out, (X, y))
+    assert result.valid and "global" in str(result)
+
+    few = cn.solve("relu", X, y, patterns=cn.sample_patterns(X, 3, seed=0), lam_ratio=0.05)
+    out = cn.save(few, tmp_path / "few", (X, y))
+
+    def relabel(r):
+        r["scope"] = "all"
+        r["patterns"]["scope"] = "all"
+
+    _edit_json(out, relabel)
+    result = cn.verify(out, (X, y))
+    assert not result.valid and "global" in result.failed
+
+
 # --- tampering --------------------------------------------------------------------------
 
 
