@@ -19,6 +19,7 @@ from .errors import (
 )
 from .formulations import REGISTRY
 from .networks import GatedReLUNetwork, ReLUNetwork
+from .path import SolutionPath, solve_path
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
 from .solution import Solution
 from .solve import solve
@@ -39,6 +40,7 @@ __all__ = [
     "REGISTRY",
     "ReLUNetwork",
     "Solution",
+    "SolutionPath",
     "SolverFailedError",
     "SolverUnavailableError",
     "UnboundedError",
@@ -51,5 +53,6 @@ __all__ = [
     "planted_relu",
     "sample_patterns",
     "solve",
+    "solve_path",
     "validate_xy",
 ]
