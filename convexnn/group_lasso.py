@@ -1,31 +1,42 @@
-"""Structured first-order solver for the gated-ReLU group lasso (SPEC §1).
+"""Structured solver for the gated-ReLU group lasso (SPEC §1).
 
     min_W  F(W) = ½ ||Σ_i D_i X W_i − Y||² + λ Σ_i ||W_i||_F
 
-solved by accelerated proximal gradient (FISTA) with group soft-thresholding
+Accelerated proximal gradient (FISTA) with group soft-thresholding
 
     W⁺_i = (1 − (λ/L) / ||U_i||)_+ U_i,   U = V + (1/L) Aᵀ(Y − A V),
 
 adaptive restart (O'Donoghue & Candès 2015: restart the momentum when ``F`` increases
-or the step and the momentum disagree, ``⟨V − W⁺, W⁺ − W⟩ > 0``), a step ``1/L`` from
-a power iteration on ``AᵀA`` with a backtracking safety net, and a working set of
-groups (active groups plus the strongest violators of the dual constraint, doubled
-until the full-set certificate holds; groups are excluded only by the *gap-safe* rule,
-which is exact).
+or the step and the momentum disagree, ``⟨V − W⁺, W⁺ − W⟩ > 0``) and a step ``1/L``
+from a power iteration on ``AᵀA`` (× ``LIPSCHITZ_SAFETY``, with backtracking on the
+descent lemma as a safety net), run on a *working set* of groups: the active groups
+plus the strongest violators of the dual constraint ``||Xᵀ D_i R|| ≤ λ``, grown until
+the certificate on the full pattern set holds. Groups are discarded for good only by
+the gap-safe rule (Ndiaye et al. 2017), which is exact.
 
-Both operators are single GEMMs with the cached float copy ``Mf`` of the pattern
-matrix and weights stored as rows ``W (P, d·c)``:
+Both operators are single GEMMs (:func:`convexnn.ops.forward`, :func:`~convexnn.ops.adjoint`)
+with the cached float copy ``Mf`` of the pattern matrix and weights stored as rows
+``W (P, d·c)``:
 
 * ``A W  = Σ_i D_i X W_i``: ``T = Mf W`` (n × d·c), then ``Ŷ_{nk} = Σ_j X_{nj} T_{n,jk}``;
-* ``Aᵀ R = [Xᵀ D_i R]_i``:  ``Mf^T (X ⊗ R)`` with ``(X ⊗ R)_{n, jk} = X_{nj} R_{nk}``.
+* ``Aᵀ R = [Xᵀ D_i R]_i``:  ``Mfᵀ B`` with ``B_{n, jk} = X_{nj} R_{nk}``.
 
 The certificate is free: the gradient at ``V`` is ``−Aᵀ R_V``, whose group norms are
 exactly what the residual-scaled dual point ``Z = R_V · min(1, λ / max_i ||Xᵀ D_i R_V||)``
 needs, so the relative duality gap of SPEC §1 is evaluated at every iteration.
 
-When first-order progress stalls, a caller-supplied *polisher* (the interior-point
-program on the working set) finishes the job; the result is always re-certified on
-the full pattern set, and groups whose dual constraint is violated are added.
+That dual point's gap is of the order of the *square root* of the primal
+suboptimality (the scaling loses ``(1 − s)·λΣ||w_i||`` with ``1 − s = O(||R − R*||)``):
+a gap of 1e-6 needs a primal error near 1e-12, i.e. many first-order iterations. So once
+the gap is below ``NEWTON_GAP`` and the support looks identified, a damped Newton
+method on the support (where ``F`` is smooth) finishes quadratically when its dense
+Hessian is small (``NEWTON_MAX_FLOPS``, ``NEWTON_MAX_DIM``).
+
+When first-order progress stalls (the observed linear rate predicts more than
+``stall_iter`` further iterations), a caller-supplied *polisher* — the interior-point
+program on the working set and the nearly active groups — finishes the job. Every
+result is re-certified on the full pattern set; violators are added and the loop
+repeats.
 """
 
 from __future__ import annotations
@@ -54,7 +65,8 @@ __all__ = [
 LIPSCHITZ_SAFETY = 1.05
 #: Smallest working set (groups).
 MIN_WORKING_SET = 10
-#: Inner problems are solved to this fraction of the current full-set gap (and of tol).
+#: A working-set problem is solved to ``max(INNER_FRACTION · tol, GAP_FRACTION · gap)``
+#: with ``gap`` the current full-set relative gap (early working sets are rough).
 INNER_FRACTION = 0.3
 GAP_FRACTION = 0.1
 
@@ -224,7 +236,6 @@ class GroupLassoResult:
     screened: int
     seconds: float
     history: tuple[tuple[int, float], ...] = field(default=())
-    scores: np.ndarray | None = None  # ||Xᵀ D_i R|| / λ at W (for strong rules on paths)
 
     @property
     def converged(self) -> bool:
@@ -437,7 +448,8 @@ def solve_group_lasso(
     tol : float
         Target relative duality gap on the full pattern set.
     max_iter : int
-        Budget of proximal-gradient iterations (over all working sets).
+        Budget of proximal-gradient iterations (over all working sets; Newton steps,
+        at most ``NEWTON_ATTEMPTS × 8``, are counted apart).
     polish : callable, optional
         ``polish(idx, W_idx) -> W_idx`` solving the program restricted to the groups
         ``idx`` (e.g. the interior-point program); called when first-order progress
@@ -448,8 +460,8 @@ def solve_group_lasso(
         Progress counts as stalled when the observed rate predicts more than this many
         further iterations.
     working_set : (P,) bool ndarray, optional
-        Groups to start from (e.g. a strong rule along a path); always checked on the
-        full set.
+        Groups to start from besides the active groups of ``W0`` (e.g. a screening
+        rule's survivors); the answer is always checked on the full set.
     use_working_set : bool
         False runs FISTA on every group (no working set).
     operator : GroupLassoOperator, optional
@@ -574,5 +586,5 @@ def solve_group_lasso(
         newton_steps=newton_steps,
         backtracks=backtracks, outer_iterations=outer, polish_rounds=polish_rounds,
         lipschitz=L_used, working_set=int(ws.sum()), screened=int(screened.sum()),
-        seconds=time.perf_counter() - start, history=tuple(history), scores=chk.scores,
+        seconds=time.perf_counter() - start, history=tuple(history),
     )
