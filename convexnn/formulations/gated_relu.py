@@ -170,11 +170,12 @@ class GatedReLU(Formulation):
     """Group lasso of SPEC §1 (gated-ReLU networks).
 
     Methods: ``"ipm"`` builds the declarative cvxpy program and solves it with an
-    interior-point solver (the reference); ``"fast"`` runs the structured first-order
-    solver of :mod:`convexnn.group_lasso` (accelerated proximal gradient with restart on
-    a working set, polished by the interior-point program on the working set when it
-    stalls). ``"auto"`` picks ``"ipm"`` when ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE`` and
-    ``"fast"`` otherwise. Both certify with the same numpy code.
+    interior-point solver (the reference); ``"fast"`` runs the structured solver of
+    :mod:`convexnn.group_lasso` (accelerated proximal gradient with restart on a
+    working set, a Newton refinement on the support, and the interior-point program on
+    the working set when first-order progress stalls). ``"auto"`` picks ``"ipm"`` when
+    ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE`` and ``"fast"`` otherwise. Both certify with the same
+    numpy code.
 
     Options (``solve(..., **options)``): ``memory_limit`` (bytes or ``"2G"``; both
     methods) and, for ``"fast"``, ``init`` (warm-start weights, shape (P, d[, c])),
@@ -280,8 +281,10 @@ class GatedReLU(Formulation):
     ) -> Solution:
         """The structured first-order path (:func:`convexnn.group_lasso.solve_group_lasso`).
 
-        ``working_set`` may also be a boolean mask (P,) of groups to start from (used by
-        :func:`convexnn.solve_path` for strong rules; always checked on the full set).
+        ``operator`` (a prebuilt :class:`~convexnn.group_lasso.GroupLassoOperator`) is
+        reused along paths. ``working_set`` may also be a boolean mask (P,) of groups to
+        start from (e.g. a screening rule's survivors; the answer is always certified
+        on the full pattern set).
         """
         W0 = _check_init(init, data) if init is not None else None
         if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
