@@ -83,6 +83,8 @@ class GroupLassoOperator:
         self.n, self.d = self.X.shape
         self.P = self.Mf.shape[1]
         self.c = int(c)
+        self._gram_groups = np.zeros(0, dtype=np.int64)  # groups of the cached Gram
+        self._gram = np.zeros((0, 0))
 
     def subset(self, idx: np.ndarray) -> GroupLassoOperator:
         """The operator of the groups ``idx`` (a contiguous copy of those columns)."""
@@ -90,6 +92,7 @@ class GroupLassoOperator:
         sub.X, sub.n, sub.d, sub.c = self.X, self.n, self.d, self.c
         sub.Mf = np.ascontiguousarray(self.Mf[:, idx])
         sub.P = sub.Mf.shape[1]
+        sub._gram_groups, sub._gram = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
         return sub
 
     def design(self, idx: np.ndarray) -> np.ndarray:
@@ -106,16 +109,15 @@ class GroupLassoOperator:
         idx = np.asarray(idx, dtype=np.int64)
         d = self.d
         Q = self.design(idx)
-        cached = getattr(self, "_gram_groups", np.zeros(0, dtype=np.int64))
+        cached = self._gram_groups
         new = np.setdiff1d(idx, cached)
         if len(new) and (len(cached) + len(new)) * d > GRAM_CACHE_COLUMNS:
             cached, new = np.zeros(0, dtype=np.int64), np.unique(idx)
             self._gram = np.zeros((0, 0))
         if len(new):
             Qn = self.design(new)
-            cross = Qn.T @ self.design(cached) if len(cached) else np.zeros((len(new) * d, 0))
-            G = self._gram if len(cached) else np.zeros((0, 0))
-            self._gram = np.block([[G, cross.T], [cross, Qn.T @ Qn]])
+            cross = Qn.T @ self.design(cached)
+            self._gram = np.block([[self._gram, cross.T], [cross, Qn.T @ Qn]])
             cached = np.concatenate([cached, new])
         self._gram_groups = cached
         pos = np.empty(self.P, dtype=np.int64)

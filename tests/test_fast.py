@@ -238,3 +238,28 @@ def test_lambda_above_lambda_max_gives_zero():
     sol = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=1.5, method="fast")
     assert sol.certified and not np.any(sol.weights["W"]) and sol.network.neurons == 0
     assert sol.objective == pytest.approx(0.5 * np.sum(y**2))
+
+
+def test_newton_refinement_and_working_set_are_exercised():
+    X, y, pats = problem(300, 8, 120, seed=1)
+    sol = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1, method="fast")
+    assert sol.certified and sol.info["newton_steps"] > 0
+    assert sol.info["working_set"] < pats.P
+    no_ws = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1, method="fast",
+                     working_set=False)
+    assert no_ws.certified
+    assert abs(no_ws.objective - sol.objective) <= 1e-6 * sol.objective
+
+
+def test_cached_gram_blocks_match_the_design_matrix():
+    from convexnn.group_lasso import GroupLassoOperator
+
+    X, y, pats = problem(50, 3, 40, seed=9)
+    op = GroupLassoOperator(X, pats.masks, 1)
+    A = design_matrix(X, pats.masks).toarray()
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # overlapping supports grow the cache block by block
+        idx = np.sort(rng.choice(pats.P, size=rng.integers(1, 12), replace=False))
+        cols = (idx[:, None] * 3 + np.arange(3)).ravel()
+        Q, G = op.support_gram(idx)
+        assert np.allclose(Q, A[:, cols]) and np.allclose(G, A[:, cols].T @ A[:, cols])
