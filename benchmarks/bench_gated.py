@@ -8,12 +8,12 @@ duality gaps (computed by convexnn's numpy certificate) and the agreement of the
 objectives. It also times a warm-started λ path of ``--path-values`` values (from
 ``λ_max`` down to the single solve's λ) against one solve at the first size.
 
-Peak memory: ``ru_maxrss`` is a process-wide high-water mark, so within one process it
-cannot separate two methods. Each (size, method) is therefore also run once in a fresh
-subprocess, which reports ``ru_maxrss`` minus its resident set size just before the
-solve (data, imports and a tiny warm-up solve excluded): the solve's peak resident
-memory, including
-BLAS/solver allocations that ``tracemalloc`` would not see.
+Peak memory: a process-wide high-water mark cannot separate two methods run in one
+process, so each (size, method) is also solved once in a fresh subprocess, which resets
+its peak-RSS mark (``/proc/self/clear_refs``) just before the solve and reports
+``VmHWM`` minus the resident set size at that moment (data, imports and a tiny warm-up
+solve excluded; ``ru_maxrss`` where ``/proc`` is missing). This is the solve's peak
+resident memory, including BLAS/solver allocations that ``tracemalloc`` would not see.
 
 Writes a Markdown report to ``--out`` (default ``results/benchmarks.md``).
 
@@ -74,7 +74,29 @@ def rss_bytes() -> int:
         return 0
 
 
-def maxrss_bytes() -> int:
+def reset_peak() -> bool:
+    """Reset this process's peak-RSS mark (Linux ≥ 4.0: ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_bytes() -> int:
+    """Peak RSS of this process: ``VmHWM`` (per address space), else ``ru_maxrss``.
+
+    ``ru_maxrss`` alone is not enough for a subprocess: Linux carries the parent's
+    high-water mark across fork + exec.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r if sys.platform == "darwin" else r * 1024
 
@@ -86,10 +108,11 @@ def child_main(args: argparse.Namespace) -> None:
     Xw, yw, pw = make_problem(40, 3, 20, args.seed)
     cn.solve("gated_relu", Xw, yw, patterns=pw, method=args.child_method)
     X, y, pats = make_problem(n, d, P, args.seed)
+    reset_peak()
     before = rss_bytes()
     sol = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=args.lam_ratio,
                    tol=args.tol, method=args.child_method)
-    peak = maxrss_bytes() - before
+    peak = peak_bytes() - before
     print(json.dumps({"peak_bytes": max(peak, 0), "certified": sol.certified}))
 
 
@@ -224,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Times are wall-clock medians of {args.repeats} solve(s) in one process "
         "(data preparation excluded; build, solve and certificate included).",
         "Peak memory: each (size, method) solved once more in a fresh subprocess "
-        "(after a tiny warm-up solve that loads lazy imports); `ru_maxrss` minus the "
-        "resident set size just before the solve.",
+        "(after a tiny warm-up solve that loads lazy imports); peak RSS (`VmHWM`, reset "
+        "just before the solve) minus the resident set size just before the solve.",
         "",
         "| size n×d×P | method | median (s) | min (s) | speed-up vs ipm | relative gap | "
         "certified | objective | rel. Δ objective vs ipm | peak RSS (MB) | details |",
