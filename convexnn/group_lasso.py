@@ -508,8 +508,9 @@ def solve_group_lasso(
 
     def newton_fits(k: int) -> bool:
         return n * (k * d) ** 2 <= NEWTON_MAX_FLOPS and k * d * c <= NEWTON_MAX_DIM
+
     status = "max_iter"
-    best = None  # (rel, W, Z, primal, dual, scores)
+    best: tuple[FullCheck, np.ndarray] | None = None  # best full-set check and its W
     while True:
         outer += 1
         chk = full_certificate(op, Y, W, lam, Z_cand)
@@ -599,8 +600,8 @@ def solve_group_lasso(
     return GroupLassoResult(
         W=W_best.reshape(P, d, c), Z=chk.Z, objective=chk.primal, dual_objective=chk.dual,
         relative_gap=chk.rel, status=status, iterations=iterations, restarts=restarts,
-        newton_steps=newton_steps,
-        backtracks=backtracks, outer_iterations=outer, polish_rounds=polish_rounds,
+        newton_steps=newton_steps, backtracks=backtracks, outer_iterations=outer,
+        polish_rounds=polish_rounds,
         lipschitz=L_used, working_set=int(ws.sum()), screened=int(screened.sum()),
         seconds=time.perf_counter() - start, history=tuple(history),
     )
