@@ -21,6 +21,7 @@ from .export import load, save, verify
 from .formulations import REGISTRY
 from .global_check import GlobalCheck, certify_global
 from .networks import GatedReLUNetwork, ReLUNetwork
+from .path import SolutionPath, solve_path
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
 from .solution import Solution
 from .solve import solve
@@ -43,6 +44,7 @@ __all__ = [
     "REGISTRY",
     "ReLUNetwork",
     "Solution",
+    "SolutionPath",
     "SolverFailedError",
     "SolverUnavailableError",
     "UnboundedError",
@@ -59,6 +61,7 @@ __all__ = [
     "sample_patterns",
     "save",
     "solve",
+    "solve_path",
     "solve_spec",
     "validate_xy",
     "verify",

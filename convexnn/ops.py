@@ -34,24 +34,39 @@ def as_blocks(W: np.ndarray, P: int, d: int) -> np.ndarray:
     return W
 
 
+def _float_masks(M: np.ndarray) -> np.ndarray:
+    """``M`` as float64 (no copy when it already is: pass a cached float copy in loops)."""
+    return M if M.dtype == np.float64 else M.astype(np.float64)
+
+
 def forward(X: np.ndarray, M: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``Σ_i D_i X W_i`` for W of shape (P, d, c); returns (n, c)."""
+    """``Σ_i D_i X W_i`` for W of shape (P, d, c); returns (n, c).
+
+    One GEMM: ``T = M · W.reshape(P, d·c)`` (n × d·c), then ``Ŷ_{nk} = Σ_j X_{nj} T_{n,jk}``
+    — no n × P temporary.
+    """
     P, d, c = W.shape
-    Mf = M.astype(X.dtype, copy=False)
-    out = np.empty((X.shape[0], c))
-    for k in range(c):
-        out[:, k] = np.einsum("np,np->n", Mf, X @ W[:, :, k].T, optimize=True)
-    return out
+    n = X.shape[0]
+    T = _float_masks(M) @ W.reshape(P, d * c)
+    if c == 1:
+        T *= X
+        return T.sum(axis=1, keepdims=True)
+    return np.einsum("nj,njk->nk", X, T.reshape(n, d, c))
 
 
 def adjoint(X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """All correlations ``X^T D_i R`` at once; R is (n, c), returns (P, d, c)."""
-    Mf = M.astype(X.dtype, copy=False)
+    """All correlations ``X^T D_i R`` at once; R is (n, c), returns (P, d, c).
+
+    One GEMM: ``Mᵀ B`` with ``B_{n, jk} = X_{nj} R_{nk}`` (n × d·c).
+    """
+    n, d = X.shape
     c = R.shape[1]
-    out = np.empty((M.shape[1], X.shape[1], c))
-    for k in range(c):
-        out[:, :, k] = (X.T @ (Mf * R[:, k:k + 1])).T
-    return out
+    if c == 1:
+        B = X * R
+    else:
+        B = (X[:, :, None] * R[:, None, :]).reshape(n, d * c)
+    Mf = _float_masks(M)
+    return (Mf.T @ B).reshape(Mf.shape[1], d, c)
 
 
 def group_norms(W: np.ndarray) -> np.ndarray:

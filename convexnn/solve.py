@@ -80,11 +80,14 @@ def solve(
     tol : float
         Relative duality gap the certificate must reach.
     method : str
-        ``"auto"`` or a method the formulation offers (``"ipm"``: declarative cvxpy).
+        ``"auto"`` or a method the formulation offers (``"ipm"``: declarative cvxpy;
+        ``"fast"``: the structured solver of gated_relu). ``"auto"`` picks by size.
     solver_options : dict
         Passed to the solver, overriding accuracy defaults.
     **options
-        Formulation-specific options.
+        Formulation-specific options, e.g. ``memory_limit`` (bytes or ``"8G"``; a
+        :class:`ProblemTooLargeError` is raised before building a problem that would
+        not fit) and, for ``method="fast"``, ``init``, ``max_iter``, ``polish``, ``threads``.
 
     Returns
     -------

@@ -675,8 +675,8 @@ def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
             seed=spec.patterns.seed, verbose=verbose,
             solver_options=dict(sv.options), **dict(model.options),
         )
-    except TypeError as exc:
-        # formulations and solvers reject unknown keyword options with TypeError
+    except (TypeError, InvalidInputError) as exc:
+        # formulations and solvers reject unknown keyword options; name the spec section
         msg = str(exc)
         for section, given in (("model.options", model.options), ("solver.options", sv.options)):
             named = [k for k in given if k in msg]

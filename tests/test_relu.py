@@ -382,7 +382,7 @@ def test_bad_inputs_raise_named_errors(small):
         cn.solve("relu", X, y, patterns=pats, augment=True, add_per_round=0)
     with pytest.raises(cn.InvalidInputError, match="max_rounds"):
         cn.solve("relu", X, y, patterns=pats, augment=True, max_rounds=-1)
-    with pytest.raises(TypeError, match="augmnt"):
+    with pytest.raises(cn.InvalidInputError, match="augmnt"):
         cn.solve("relu", X, y, patterns=pats, augmnt=True)
     with pytest.raises(cn.InvalidInputError, match="lam"):
         cn.solve("relu", X, y, patterns=pats, lam=-1.0)

@@ -408,7 +408,10 @@ class ReLU(Formulation):
             feasible; the solver's own cone violation is kept in ``info``.
         """
         if kwargs:
-            raise TypeError(f"unexpected options for relu: {sorted(kwargs)}")
+            raise InvalidInputError(
+                f"unexpected option(s) {sorted(kwargs)} for relu; allowed: augment, candidates, "
+                "max_rounds, add_per_round, max_patterns, repair."
+            )
         if augment:
             from ..global_check import augment_loop, check_augment_options
 

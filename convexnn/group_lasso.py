@@ -1,0 +1,607 @@
+"""Structured solver for the gated-ReLU group lasso (SPEC §1).
+
+    min_W  F(W) = ½ ||Σ_i D_i X W_i − Y||² + λ Σ_i ||W_i||_F
+
+Accelerated proximal gradient (FISTA) with group soft-thresholding
+
+    W⁺_i = (1 − (λ/L) / ||U_i||)_+ U_i,   U = V + (1/L) Aᵀ(Y − A V),
+
+adaptive restart (O'Donoghue & Candès 2015: restart the momentum when ``F`` increases
+or the step and the momentum disagree, ``⟨V − W⁺, W⁺ − W⟩ > 0``) and a step ``1/L``
+from a power iteration on ``AᵀA`` (× ``LIPSCHITZ_SAFETY``, with backtracking on the
+descent lemma as a safety net), run on a *working set* of groups: the active groups
+plus the strongest violators of the dual constraint ``||Xᵀ D_i R|| ≤ λ``, grown until
+the certificate on the full pattern set holds. Groups are discarded for good only by
+the gap-safe rule (Ndiaye et al. 2017), which is exact.
+
+Both operators are single GEMMs (:func:`convexnn.ops.forward`, :func:`~convexnn.ops.adjoint`)
+with the cached float copy ``Mf`` of the pattern matrix and weights stored as rows
+``W (P, d·c)``:
+
+* ``A W  = Σ_i D_i X W_i``: ``T = Mf W`` (n × d·c), then ``Ŷ_{nk} = Σ_j X_{nj} T_{n,jk}``;
+* ``Aᵀ R = [Xᵀ D_i R]_i``:  ``Mfᵀ B`` with ``B_{n, jk} = X_{nj} R_{nk}``.
+
+The certificate is free: the gradient at ``V`` is ``−Aᵀ R_V``, whose group norms are
+exactly what the residual-scaled dual point ``Z = R_V · min(1, λ / max_i ||Xᵀ D_i R_V||)``
+needs, so the relative duality gap of SPEC §1 is evaluated at every iteration.
+
+That dual point's gap is of the order of the *square root* of the primal
+suboptimality (the scaling loses ``(1 − s)·λΣ||w_i||`` with ``1 − s = O(||R − R*||)``):
+a gap of 1e-6 needs a primal error near 1e-12, i.e. many first-order iterations. So once
+the gap is below ``NEWTON_GAP`` and the support looks identified, a damped Newton
+method on the support (where ``F`` is smooth) finishes quadratically when its dense
+Hessian is small (``NEWTON_MAX_FLOPS``, ``NEWTON_MAX_DIM``).
+
+When first-order progress stalls (the observed linear rate predicts more than
+``stall_iter`` further iterations), a caller-supplied *polisher* — the interior-point
+program on the working set and the nearly active groups — finishes the job. Every
+result is re-certified on the full pattern set; violators are added and the loop
+repeats.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from .errors import ConvexNNError
+from .ops import adjoint, forward
+
+__all__ = [
+    "GroupLassoOperator",
+    "GroupLassoResult",
+    "lipschitz",
+    "solve_group_lasso",
+    "full_certificate",
+    "FullCheck",
+]
+
+#: Multiplier on the power-iteration estimate of ``||A||²`` (it converges from below).
+LIPSCHITZ_SAFETY = 1.05
+#: Smallest working set (groups).
+MIN_WORKING_SET = 10
+#: A working-set problem is solved to ``max(INNER_FRACTION · tol, GAP_FRACTION · gap)``
+#: with ``gap`` the current full-set relative gap (early working sets are rough).
+INNER_FRACTION = 0.3
+GAP_FRACTION = 0.1
+
+
+class GroupLassoOperator:
+    """``A = [D_1 X, …, D_P X]`` as two GEMMs; weights are rows ``W (P, d·c)``.
+
+    Holds C-contiguous float64 copies of ``X`` and of the pattern matrix ``Mf``.
+    """
+
+    def __init__(self, X: np.ndarray, M: np.ndarray, c: int):
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        self.Mf = np.ascontiguousarray(M, dtype=np.float64)
+        self.n, self.d = self.X.shape
+        self.P = self.Mf.shape[1]
+        self.c = int(c)
+        self._gram_groups = np.zeros(0, dtype=np.int64)  # groups of the cached Gram
+        self._gram = np.zeros((0, 0))
+        #: last power-iteration vector per group (warm starts the next working set's)
+        self.power_vector = np.zeros((self.P, self.d * self.c))
+
+    def subset(self, idx: np.ndarray) -> GroupLassoOperator:
+        """The operator of the groups ``idx`` (a contiguous copy of those columns)."""
+        sub = object.__new__(GroupLassoOperator)
+        sub.X, sub.n, sub.d, sub.c = self.X, self.n, self.d, self.c
+        sub.Mf = np.ascontiguousarray(self.Mf[:, idx])
+        sub.P = sub.Mf.shape[1]
+        sub._gram_groups, sub._gram = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+        sub.power_vector = self.power_vector[idx]
+        return sub
+
+    def design(self, idx: np.ndarray) -> np.ndarray:
+        """Dense ``[D_i X]_{i ∈ idx}`` (n × |idx|·d), the design of one output."""
+        return (self.Mf[:, idx][:, :, None] * self.X[:, None, :]).reshape(self.n, -1)
+
+    def support_gram(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(A_S, A_SᵀA_S)`` for the groups ``idx`` (one output), Gram blocks cached.
+
+        The cache holds the Gram matrix of every group seen since it was last reset
+        (when it would exceed ``GRAM_CACHE_COLUMNS`` columns); a new support only costs
+        its new blocks — along a path the support changes by a few groups per λ.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        d = self.d
+        Q = self.design(idx)
+        cached = self._gram_groups
+        new = np.setdiff1d(idx, cached)
+        if len(new) and (len(cached) + len(new)) * d > GRAM_CACHE_COLUMNS:
+            cached, new = np.zeros(0, dtype=np.int64), np.unique(idx)
+            self._gram = np.zeros((0, 0))
+        if len(new):
+            Qn = self.design(new)
+            cross = Qn.T @ self.design(cached)
+            self._gram = np.block([[self._gram, cross.T], [cross, Qn.T @ Qn]])
+            cached = np.concatenate([cached, new])
+        self._gram_groups = cached
+        pos = np.empty(self.P, dtype=np.int64)
+        pos[cached] = np.arange(len(cached))
+        cols = (pos[idx][:, None] * d + np.arange(d)).ravel()
+        return Q, self._gram[np.ix_(cols, cols)]
+
+    def forward(self, W: np.ndarray) -> np.ndarray:
+        """``Σ_i D_i X W_i`` (n, c) for rows ``W (P, d·c)``."""
+        return forward(self.X, self.Mf, W.reshape(self.P, self.d, self.c))
+
+    def adjoint(self, R: np.ndarray) -> np.ndarray:
+        """``[Xᵀ D_i R]_i`` as rows (P, d·c) for ``R (n, c)``."""
+        return adjoint(self.X, self.Mf, R).reshape(self.P, self.d * self.c)
+
+
+def _row_norms(W: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("ij,ij->i", W, W))
+
+
+def lipschitz(op: GroupLassoOperator, *, iters: int = 50, rtol: float = 1e-3,
+              start: np.ndarray | None = None, seed: int = 0) -> tuple[float, np.ndarray]:
+    """``||A||² = λ_max(AᵀA)`` by power iteration (a lower estimate; stops at ``rtol``).
+
+    ``start`` (rows (P, d·c)) warm-starts the iteration, e.g. with the previous
+    working set's vector. Returns the estimate and the last vector.
+    """
+    v = np.random.default_rng(seed).standard_normal((op.P, op.d * op.c))
+    size = 0.0 if start is None else float(np.linalg.norm(start))
+    if size > 0.0:  # keep a little randomness: the start may miss the top eigenspace
+        v = start + (1e-2 * size / max(float(np.linalg.norm(v)), 1e-300)) * v
+    if op.P == 0:
+        return 0.0, v
+    v /= np.linalg.norm(v)
+    L = 0.0
+    for _ in range(iters):
+        w = op.adjoint(op.forward(v))
+        L_new = float(np.linalg.norm(w))
+        if L_new == 0.0:
+            return 0.0, v
+        v = w / L_new
+        if abs(L_new - L) <= rtol * L_new:
+            return L_new, v
+        L = L_new
+    return L, v
+
+
+@dataclass(frozen=True)
+class _Check:
+    """Gap of SPEC §1 at a primal point from its residual and the adjoint of it."""
+
+    primal: float
+    dual: float
+    rel: float
+    scale: float
+    top: float  # max_i ||Xᵀ D_i R||
+
+
+def _gap(Y: np.ndarray, R: np.ndarray, G: np.ndarray, Wnorm_sum: float, lam: float) -> _Check:
+    gn_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G), initial=0.0)))
+    rr = float(np.vdot(R, R))
+    primal = 0.5 * rr + lam * Wnorm_sum
+    s = 1.0 if gn_max <= lam else lam / gn_max
+    dual = s * float(np.vdot(Y, R)) - 0.5 * s * s * rr
+    rel = (primal - dual) / max(abs(primal), 1e-12)
+    return _Check(primal, dual, rel, s, gn_max)
+
+
+@dataclass(frozen=True)
+class FullCheck:
+    """The certificate of SPEC §1 on every group and the dual scores it used."""
+
+    primal: float
+    dual: float
+    rel: float
+    Z: np.ndarray  # scaled residual, dual feasible
+    scale: float  # Z = scale · R
+    scores: np.ndarray  # ||Xᵀ D_i R|| / λ for the unscaled residual R
+
+
+def full_certificate(op: GroupLassoOperator, Y: np.ndarray, W: np.ndarray, lam: float,
+                     candidate: np.ndarray | None = None) -> FullCheck:
+    """Relative gap of SPEC §1 at rows ``W (P, d·c)`` over every group of ``op``.
+
+    ``R = Y − A W``, ``Z = R · min(1, λ / max_i ||Xᵀ D_i R||)`` (or the candidate dual
+    point, scaled the same way, when its dual value is higher); gap
+    ``F(W) − ⟨Y,Z⟩ + ½||Z||²`` — the numbers of
+    :func:`convexnn.certificate.gated_relu_certificate` with ``duals=[candidate]``.
+    """
+    R = Y - op.forward(W)
+    G = op.adjoint(R)
+    chk = _gap(Y, R, G, float(_row_norms(W).sum()), lam)
+    scores = _row_norms(G) / lam
+    dual, Z = chk.dual, chk.scale * R
+    if candidate is not None:
+        alt = _gap(Y, candidate, op.adjoint(candidate), 0.0, lam)
+        if alt.dual > dual:
+            dual, Z = alt.dual, alt.scale * candidate
+    rel = (chk.primal - dual) / max(abs(chk.primal), 1e-12)
+    return FullCheck(chk.primal, dual, rel, Z, chk.scale, scores)
+
+
+@dataclass(frozen=True, repr=False)
+class GroupLassoResult:
+    """Outcome of :func:`solve_group_lasso`.
+
+    ``relative_gap`` is the full-set gap of ``(W, Z)`` as computed by the solver;
+    callers re-certify ``W`` with :func:`convexnn.certificate.gated_relu_certificate`.
+    """
+
+    W: np.ndarray  # (P, d, c)
+    Z: np.ndarray  # (n, c) dual-feasible point (the scaled residual)
+    objective: float
+    dual_objective: float
+    relative_gap: float
+    status: str  # "converged" | "max_iter" | "stalled"
+    iterations: int
+    restarts: int
+    newton_steps: int
+    backtracks: int
+    outer_iterations: int
+    polish_rounds: int
+    lipschitz: float
+    working_set: int
+    screened: int
+    seconds: float
+    history: tuple[tuple[int, float], ...] = field(default=())
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    def __repr__(self) -> str:
+        return (f"GroupLassoResult(status={self.status!r}, relative_gap={self.relative_gap:.2e}, "
+                f"iterations={self.iterations}, restarts={self.restarts}, "
+                f"outer={self.outer_iterations}, polish_rounds={self.polish_rounds}, "
+                f"working_set={self.working_set}, seconds={self.seconds:.3f})")
+
+
+@dataclass
+class _Inner:
+    W: np.ndarray
+    Z: np.ndarray  # dual point feasible for these groups (scaled)
+    primal: float
+    dual: float
+    iterations: int
+    restarts: int
+    backtracks: int
+    L: float
+    stalled: bool
+
+
+def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L: float, *,
+           tol: float, max_iter: int, stall_iter: int, window: int = 100) -> _Inner:
+    """FISTA with adaptive restart on ``op``'s groups, certified at every iteration.
+
+    The gap is ``min`` over primal values seen (at ``V`` and at ``W⁺``, both free) minus
+    ``max`` over dual values seen (the scaled residual at ``V``, free): any primal
+    value bounds ``p*`` from above and any feasible dual value from below.
+    ``stalled`` is set when the observed rate predicts more than ``stall_iter``
+    further iterations to reach ``tol``.
+    """
+    W = W0.copy()
+    AW = op.forward(W)
+    FW = 0.5 * float(np.vdot(Y - AW, Y - AW)) + lam * float(_row_norms(W).sum())
+    V, AV, t = W, AW, 1.0
+    best_p, best_W = FW, W
+    best_d, best_Z = -math.inf, np.zeros_like(Y)
+    rel = math.inf
+    restarts = backtracks = 0
+    marks: list[float] = []  # gap at the end of each window
+    stalled = False
+    k = 0
+    for k in range(1, max_iter + 1):
+        R = Y - AV
+        G = op.adjoint(R)
+        vn_sum = float(_row_norms(V).sum())
+        chk = _gap(Y, R, G, vn_sum, lam)
+        if chk.primal < best_p:
+            best_p, best_W = chk.primal, V
+        if chk.dual > best_d:
+            best_d, best_Z = chk.dual, chk.scale * R
+        rel = (best_p - best_d) / max(abs(best_p), 1e-12)
+        if rel <= tol:
+            break
+        if k % window == 0:
+            marks.append(rel)
+            if len(marks) >= 3:
+                ratio = marks[-3] / max(rel, 1e-300)  # progress over two windows
+                need = (2 * window * math.log(rel / tol) / math.log(ratio)
+                        if ratio > 1.0 else math.inf)
+                if need > stall_iter:
+                    stalled = True
+                    break
+        fV = 0.5 * float(np.vdot(R, R))
+        while True:
+            U = V + G * (1.0 / L)
+            un = _row_norms(U)
+            shrink = np.maximum(0.0, 1.0 - (lam / L) / np.maximum(un, 1e-300))
+            Wn = U * shrink[:, None]
+            AWn = op.forward(Wn)
+            Rn = Y - AWn
+            fWn = 0.5 * float(np.vdot(Rn, Rn))
+            D = Wn - V
+            bound = fV - float(np.vdot(G, D)) + 0.5 * L * float(np.vdot(D, D))
+            if fWn <= bound + 1e-12 * max(fV, 1.0):
+                break
+            L *= 2.0
+            backtracks += 1
+        FWn = fWn + lam * float((un * shrink).sum())
+        if FWn < best_p:
+            best_p, best_W = FWn, Wn
+        if FWn > FW or float(np.vdot(V - Wn, Wn - W)) > 0.0:
+            restarts += 1
+            t = 1.0
+            V, AV = Wn, AWn
+        else:
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            beta = (t - 1.0) / t_next
+            V = Wn + beta * (Wn - W)
+            AV = AWn + beta * (AWn - AW)
+            t = t_next
+        W, AW, FW = Wn, AWn, FWn
+    return _Inner(best_W.copy(), best_Z, best_p, best_d, k, restarts, backtracks, L, stalled)
+
+
+#: Newton refinement on the support when its dense Hessian costs at most this many
+#: flops to form (``n·(s·d)²``) and has at most this dimension (``s·d·c``).
+NEWTON_MAX_FLOPS = 4e8
+NEWTON_MAX_DIM = 1500
+#: Newton refinement is tried once the full-set relative gap is below this and no
+#: inactive group violates its dual constraint (the support looks identified).
+NEWTON_GAP = 1e-2
+#: Newton refinements tried per solve before first-order iterations finish alone.
+NEWTON_ATTEMPTS = 3
+#: Columns (groups × d) of the Gram matrix the operator keeps for Newton refinements.
+GRAM_CACHE_COLUMNS = 2000
+
+
+def _newton(op: GroupLassoOperator, Y: np.ndarray, lam: float, W: np.ndarray,
+            idx: np.ndarray, *, tol: float = 0.0, max_steps: int = 8
+            ) -> tuple[np.ndarray, int]:
+    """Damped Newton on the groups ``idx`` (all non-zero), where ``F`` is smooth.
+
+    ``F_S(w) = ½||A_S w − Y||² + λ Σ ||w_i||`` has gradient ``−A_Sᵀ R + λ u`` and Hessian
+    ``A_SᵀA_S ⊗ I_c + λ blockdiag((I − u_i u_iᵀ)/||w_i||)`` (``u_i = w_i/||w_i||``).
+    Once the support is right this converges quadratically, which the residual-scaled
+    dual point needs: its gap is of the order of the *square root* of the primal
+    suboptimality. Steps are backtracked on ``F_S``; a short step (a group heading
+    for zero: the support is wrong) ends the refinement and first-order iterations
+    resume. Stops early once the gap restricted to the support is at most ``tol``.
+    Returns rows for ``idx`` and the number of steps taken.
+    """
+    d, c = op.d, op.c
+    dc = d * c
+    s = len(idx)
+    Q, G = op.support_gram(idx)
+    w = np.array(W, dtype=np.float64).reshape(s, dc)
+    R = Y - Q @ w.reshape(s * d, c)
+    F = 0.5 * float(np.vdot(R, R)) + lam * float(_row_norms(w).sum())
+    eye = np.eye(dc)
+    steps = 0
+    for _ in range(max_steps):
+        nrm = _row_norms(w)
+        if not np.all(nrm > 0.0):
+            break
+        u = w / nrm[:, None]
+        corr = (Q.T @ R).reshape(s, dc)  # Xᵀ D_i R on the support
+        if tol > 0.0 and _gap(Y, R, corr, float(nrm.sum()), lam).rel <= tol:
+            break  # certified on the support; the caller checks every group
+        grad = (lam * u - corr).ravel()
+        H = np.kron(G, np.eye(c)) if c > 1 else G.copy()
+        # block-diagonal curvature of the group norms, added through a 4-d view of H
+        blocks = (lam / nrm)[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
+        diag = np.arange(s)
+        H.reshape(s, dc, s, dc)[diag, :, diag, :] += blocks
+        try:
+            step = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(H, check_finite=False),
+                                           grad, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            break
+        slope = float(grad @ step)
+        if not slope < 0.0 or -0.5 * slope <= 1e-15 * abs(F):  # Newton decrement: done
+            break
+        t, accepted = 1.0, False
+        while t >= 1.0 / 16:
+            w_new = w + t * step.reshape(s, dc)
+            R_new = Y - Q @ w_new.reshape(s * d, c)
+            F_new = 0.5 * float(np.vdot(R_new, R_new)) + lam * float(_row_norms(w_new).sum())
+            if F_new <= F + 1e-4 * t * slope:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        w, R, F = w_new, R_new, F_new
+        steps += 1
+    return w, steps
+
+
+def _sigma_max(X: np.ndarray) -> float:
+    """``||X||₂``, an upper bound of every ``||D_i X||₂`` (D_i is a projection)."""
+    return float(np.sqrt(np.linalg.eigvalsh(X.T @ X)[-1])) if X.size else 0.0
+
+
+Polisher = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def solve_group_lasso(
+    X: np.ndarray,
+    Y: np.ndarray,
+    M: np.ndarray,
+    lam: float,
+    *,
+    W0: np.ndarray | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 20_000,
+    polish: Polisher | None = None,
+    max_polish: int = 3,
+    stall_iter: int = 4_000,
+    working_set: np.ndarray | None = None,
+    use_working_set: bool = True,
+    operator: GroupLassoOperator | None = None,
+    near_active: float = 0.9,
+) -> GroupLassoResult:
+    """Solve the group lasso of SPEC §1 to a certified relative gap ``tol``.
+
+    Parameters
+    ----------
+    X : (n, d) ndarray
+    Y : (n, c) ndarray
+    M : (n, P) bool ndarray
+        Pattern matrix (``D_i = diag(M[:, i])``).
+    lam : float
+        ``λ > 0``.
+    W0 : (P, d, c) ndarray, optional
+        Warm start.
+    tol : float
+        Target relative duality gap on the full pattern set.
+    max_iter : int
+        Budget of proximal-gradient iterations (over all working sets; Newton steps,
+        at most ``NEWTON_ATTEMPTS × 8``, are counted apart).
+    polish : callable, optional
+        ``polish(idx, W_idx) -> W_idx`` solving the program restricted to the groups
+        ``idx`` (e.g. the interior-point program); called when first-order progress
+        stalls or the budget runs out, at most ``max_polish`` times. A
+        :class:`~convexnn.errors.ConvexNNError` from it ends the solve (status
+        ``"stalled"``) with the best point so far.
+    stall_iter : int
+        Progress counts as stalled when the observed rate predicts more than this many
+        further iterations.
+    working_set : (P,) bool ndarray, optional
+        Groups to start from besides the active groups of ``W0`` (e.g. a screening
+        rule's survivors); the answer is always checked on the full set.
+    use_working_set : bool
+        False runs FISTA on every group (no working set).
+    operator : GroupLassoOperator, optional
+        A prebuilt operator on ``X, M`` (reused along paths).
+    near_active : float
+        Polishing includes inactive groups with ``||Xᵀ D_i R|| ≥ near_active · λ`` (``R``
+        the residual: every violator of the dual constraint and the nearly tight ones).
+
+    Returns
+    -------
+    GroupLassoResult
+    """
+    start = time.perf_counter()
+    n, d = X.shape
+    c = Y.shape[1]
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    op = operator if operator is not None else GroupLassoOperator(X, M, c)
+    P = op.P
+    W = np.zeros((P, d * c)) if W0 is None else np.array(W0, dtype=np.float64).reshape(P, d * c)
+    sigma = _sigma_max(op.X)
+    screened = np.zeros(P, dtype=bool)
+    ws = (np.zeros(P, dtype=bool) if working_set is None
+          else np.asarray(working_set, dtype=bool).copy())
+    iterations = restarts = backtracks = outer = polish_rounds = 0
+    L_used = 0.0
+    history: list[tuple[int, float]] = []
+    want_polish = False
+    Z_cand = None
+    newton_steps = newton_failures = 0
+    just_newton = False
+
+    def newton_fits(k: int) -> bool:
+        return n * (k * d) ** 2 <= NEWTON_MAX_FLOPS and k * d * c <= NEWTON_MAX_DIM
+
+    status = "max_iter"
+    best: tuple[FullCheck, np.ndarray] | None = None  # best full-set check and its W
+    while True:
+        outer += 1
+        chk = full_certificate(op, Y, W, lam, Z_cand)
+        rel, scores, scale = chk.rel, chk.scores, chk.scale
+        history.append((iterations, rel))
+        if best is None or rel < best[0].rel:
+            best = (chk, W.copy())
+        if rel <= tol:
+            status = "converged"
+            break
+        # Gap-safe screening (exact): ||Xᵀ D_i Z*|| ≤ ||Xᵀ D_i Z|| + ||X||₂ ||Z − Z*||
+        # and ||Z − Z*|| ≤ √(2·gap) by 1-strong concavity of the dual.
+        radius = sigma * math.sqrt(2.0 * max(chk.primal - chk.dual, 0.0))
+        screened |= (scale * scores * lam + radius < lam) & ~np.any(W != 0.0, axis=1)
+        active = np.any(W != 0.0, axis=1)
+        budget = max_iter - iterations
+        if just_newton:
+            newton_failures += 1
+        elif (newton_failures < NEWTON_ATTEMPTS and rel <= NEWTON_GAP and active.any()
+              and newton_fits(int(active.sum()))):
+            # The support looks identified: refine on it with Newton. A few violators of
+            # the dual constraint enter with one proximal-gradient step; with many (e.g.
+            # after a change of λ) Newton on the current support is a predictor and the
+            # first-order iterations add the groups that really enter.
+            viol = np.flatnonzero(~active & (scores > 1.0))
+            if 0 < len(viol) <= max(3, int(active.sum()) // 4) and newton_fits(
+                    int(active.sum()) + len(viol)):
+                g = op.subset(viol).adjoint(chk.Z / chk.scale)
+                gn = _row_norms(g)
+                W[viol] = g * ((gn - lam) / (sigma**2 * gn))[:, None]
+            act = np.flatnonzero(np.any(W != 0.0, axis=1))
+            W_act, steps = _newton(op, Y, lam, W[act], act, tol=INNER_FRACTION * tol)
+            newton_steps += steps
+            W = np.zeros_like(W)
+            W[act] = W_act
+            just_newton = True
+            continue
+        just_newton = False
+        if want_polish or budget <= 0:
+            if polish is None or polish_rounds >= max_polish:
+                status = "stalled" if want_polish else "max_iter"
+                break
+            idx = np.flatnonzero((active | ws | (scores >= near_active)) & ~screened)
+            try:
+                W_idx = polish(idx, W[idx].reshape(-1, d, c))
+            except ConvexNNError:  # e.g. the working set is too large for the IPM
+                status = "stalled"
+                break
+            W = np.zeros_like(W)
+            W[idx] = np.asarray(W_idx, dtype=np.float64).reshape(len(idx), d * c)
+            polish_rounds += 1
+            want_polish = False
+            ws = np.zeros(P, dtype=bool)
+            ws[idx] = True
+            continue
+        if use_working_set:
+            # active groups, the previous working set, and the strongest violators of
+            # the dual constraint (at most as many as there are active groups, ≥ 10)
+            keep = (active | ws) & ~(screened & ~active)
+            room = max(MIN_WORKING_SET, int(active.sum()))
+            cand = np.flatnonzero(~keep & ~screened & (scores > 1.0))
+            cand = cand[np.argsort(-scores[cand], kind="stable")[:room]]
+            ws = keep.copy()
+            ws[cand] = True
+            if not ws.any():
+                ws[np.argsort(-scores, kind="stable")[:MIN_WORKING_SET]] = True
+        else:
+            ws = ~screened | active
+        idx = np.flatnonzero(ws)
+        sub = op.subset(idx) if len(idx) < P else op
+        L, vec = lipschitz(sub, start=op.power_vector[idx])
+        op.power_vector[idx] = vec
+        # ||A_S||² ≤ Σ_i ||D_i X||₂² ≤ |S|·||X||₂² bounds a failed estimate
+        L = L * LIPSCHITZ_SAFETY if L > 0.0 else len(idx) * sigma**2
+        inner_tol = max(INNER_FRACTION * tol, GAP_FRACTION * rel) if len(idx) < P else tol
+        inner = _fista(sub, Y, lam, W[idx], max(L, 1e-12), tol=inner_tol,
+                       max_iter=budget, stall_iter=stall_iter)
+        iterations += inner.iterations
+        restarts += inner.restarts
+        backtracks += inner.backtracks
+        L_used = inner.L
+        W = np.zeros_like(W)
+        W[idx] = inner.W
+        Z_cand = inner.Z
+        want_polish = inner.stalled
+    chk, W_best = best
+    return GroupLassoResult(
+        W=W_best.reshape(P, d, c), Z=chk.Z, objective=chk.primal, dual_objective=chk.dual,
+        relative_gap=chk.rel, status=status, iterations=iterations, restarts=restarts,
+        newton_steps=newton_steps, backtracks=backtracks, outer_iterations=outer,
+        polish_rounds=polish_rounds,
+        lipschitz=L_used, working_set=int(ws.sum()), screened=int(screened.sum()),
+        seconds=time.perf_counter() - start, history=tuple(history),
+    )
