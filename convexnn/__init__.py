@@ -18,8 +18,11 @@ from .errors import (
     VerificationError,
 )
 from .formulations import REGISTRY
+from .formulations.mkl import kernel_ridge, lam_to_mu, mkl_value_from_gated, mu_to_lam
+from .formulations.ntk import empirical_ntk, ntk_gram, ntk_weights
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
+from .reweight import ReweightResult, reweight
 from .solution import Solution
 from .solve import solve
 from .solvers import InaccurateSolutionWarning, available_solvers
@@ -38,6 +41,7 @@ __all__ = [
     "ProblemTooLargeError",
     "REGISTRY",
     "ReLUNetwork",
+    "ReweightResult",
     "Solution",
     "SolverFailedError",
     "SolverUnavailableError",
@@ -46,9 +50,17 @@ __all__ = [
     "__version__",
     "add_bias",
     "available_solvers",
+    "empirical_ntk",
     "enumerate_patterns",
+    "kernel_ridge",
+    "lam_to_mu",
+    "mkl_value_from_gated",
+    "mu_to_lam",
+    "ntk_gram",
+    "ntk_weights",
     "patterns_from_gates",
     "planted_relu",
+    "reweight",
     "sample_patterns",
     "solve",
     "validate_xy",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from ..errors import InvalidInputError
+from ..reweight import Reweight
 from .base import Formulation, ProblemData, SolveOptions, prepare
 from .gated_relu import GatedReLU
+from .mkl import MKL
+from .ntk import NTK
 
 __all__ = ["REGISTRY", "Formulation", "ProblemData", "SolveOptions", "get_formulation", "prepare"]
 
@@ -12,6 +15,9 @@ REGISTRY: dict[str, Formulation] = {
     f.name: f
     for f in (
         GatedReLU(),
+        NTK(),
+        MKL(),
+        Reweight(),
     )
 }
 
