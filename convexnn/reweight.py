@@ -12,7 +12,9 @@ This is exact block-coordinate descent on the jointly convex
 non-increasing and converges to ``p_MKL(μ)``; the limit η is the optimal MKL kernel and
 its W the gated-ReLU optimum at ``λ = μ Σ||w_i||`` (SPEC §3). Each iteration also gives
 the Lanckriet lower bound ``D(μα) ≤ p_MKL(μ)``, and the loop stops on the certified gap
-``(J − max_t D_t)/J ≤ tol``.
+``(J − max_t D_t)/J ≤ tol`` — in μ mode only once the gated-ReLU certificate of the same
+W at the mapped ``λ = μ Σ||w_i||`` is within ``tol`` too (usually already the case), so
+the returned gated solution is certified as well.
 
 Two modes:
 

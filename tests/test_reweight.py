@@ -161,3 +161,14 @@ def test_small_kernel_weights_are_flushed_to_zero():
 
     cn.reweight(ds.X, ds.y, mu=0.05, tol=1e-9, callback=watch, max_iter=4000, **kw)
     assert min(smallest) >= FLUSH_RATIO
+
+
+@pytest.mark.slow
+def test_n500_d10_p200_reweighting_certifies():
+    """The size of the performance target (≤ 10 s is the goal; here only correctness)."""
+    ds = cn.planted_relu(500, 10, seed=0)
+    pats = cn.sample_patterns(ds.X, 200, seed=0)
+    gated = cn.solve("gated_relu", ds.X, ds.y, patterns=pats, lam_ratio=0.1)
+    res = cn.reweight(ds.X, ds.y, patterns=pats, lam=gated.lam)
+    assert res.converged and res.solution.certified
+    assert res.solution.objective == pytest.approx(gated.objective, rel=1e-6)
