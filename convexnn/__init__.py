@@ -19,10 +19,13 @@ from .errors import (
 )
 from .export import load, save, verify
 from .formulations import REGISTRY
+from .formulations.mkl import kernel_ridge, lam_to_mu, mkl_value_from_gated, mu_to_lam
+from .formulations.ntk import empirical_ntk, ntk_gram, ntk_weights
 from .global_check import GlobalCheck, certify_global
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .path import SolutionPath, solve_path
 from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
+from .reweight import ReweightResult, reweight
 from .solution import Solution
 from .solve import solve
 from .solvers import InaccurateSolutionWarning, available_solvers
@@ -43,6 +46,7 @@ __all__ = [
     "ProblemTooLargeError",
     "REGISTRY",
     "ReLUNetwork",
+    "ReweightResult",
     "Solution",
     "SolutionPath",
     "SolverFailedError",
@@ -53,11 +57,19 @@ __all__ = [
     "add_bias",
     "available_solvers",
     "certify_global",
+    "empirical_ntk",
     "enumerate_patterns",
+    "kernel_ridge",
+    "lam_to_mu",
     "load",
     "load_spec",
+    "mkl_value_from_gated",
+    "mu_to_lam",
+    "ntk_gram",
+    "ntk_weights",
     "patterns_from_gates",
     "planted_relu",
+    "reweight",
     "sample_patterns",
     "save",
     "solve",

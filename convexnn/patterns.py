@@ -92,6 +92,12 @@ class Patterns:
         """Monte Carlo frequencies ``counts / draws`` (zero pattern not renormalised away)."""
         return self.counts / max(self.draws, 1)
 
+    @property
+    def standard_errors(self) -> np.ndarray:
+        """Standard errors of :attr:`frequencies`: ``√(f(1 − f)/draws)`` (binomial)."""
+        f = self.frequencies
+        return np.sqrt(f * (1.0 - f) / max(self.draws, 1))
+
     def masks_for(self, X: np.ndarray) -> np.ndarray:
         """Patterns of new points under the stored gates: ``1[X G ≥ 0]`` (m × P, bool)."""
         X = validate_X(X, "X", d=self.d)

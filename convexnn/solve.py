@@ -72,7 +72,9 @@ def solve(
         ``bias``), a number of Gaussian gates to sample (with ``seed``), ``"all"`` for
         exact enumeration (global scope), or None for 100 sampled gates.
     lam, lam_ratio : float
-        Regularisation ``λ > 0``, or ``λ = lam_ratio · λ_max`` (default ratio 0.1).
+        Regularisation ``λ > 0``, or ``λ = lam_ratio · λ_max`` (default ratio 0.1). For the
+        formulations regularised by ``μ`` (``ntk``, ``mkl``) these set ``μ``; ``mu=`` and
+        ``mu_ratio=`` are accepted as synonyms there (``μ_ratio`` is relative to ``||X||₂²``).
     bias : bool
         Append a column of ones to ``X`` (the gates get a bias entry too).
     solver : str
@@ -95,6 +97,11 @@ def solve(
         With ``certificate`` computed in numpy from the returned point.
     """
     form = get_formulation(formulation)
+    if form.reg_name == "mu" and ("mu" in options or "mu_ratio" in options):
+        # formulations regularised by μ (ntk, mkl) also accept it under its own name
+        if lam is not None or lam_ratio is not None:
+            raise InvalidInputError("give either mu/mu_ratio or lam/lam_ratio, not both.")
+        lam, lam_ratio = options.pop("mu", None), options.pop("mu_ratio", None)
     tol = _positive(tol, "tol")
     if tol >= 1:
         raise InvalidInputError(f"tol is a relative gap and must be < 1; got {tol!r}.")

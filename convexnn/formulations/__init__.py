@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from ..errors import InvalidInputError
+from ..reweight import Reweight
 from .base import Formulation, ProblemData, SolveOptions, prepare
 from .gated_relu import GatedReLU
+from .mkl import MKL
+from .ntk import NTK
 from .relu import ReLU
 
 __all__ = ["REGISTRY", "Formulation", "ProblemData", "SolveOptions", "get_formulation", "prepare"]
@@ -14,6 +17,9 @@ REGISTRY: dict[str, Formulation] = {
     for f in (
         GatedReLU(),
         ReLU(),
+        NTK(),
+        MKL(),
+        Reweight(),
     )
 }
 
