@@ -40,17 +40,22 @@ the optimum (the inactive weights decay geometrically, at a rate that tends to 1
 the nearly active ones), so once the support ``{i : η_i > SETTLE_RATIO · max η}`` has
 been stable for ``SETTLE_ITERATIONS`` iterations, or the gap is below ``FINISH_GAP``,
 the exact λ ↔ μ map hands the problem to the gated-ReLU fast solver
-(:mod:`convexnn.group_lasso`), warm-started from the reweighting ``W``:
+(:mod:`convexnn.group_lasso`, to ``FINISH_TOL_FACTOR · tol``), warm-started from the
+reweighting ``W`` restricted to that support:
 
 * λ mode: one solve of the group lasso at the same λ; ``η = ||w_i||/Σ||w_j||`` and
-  ``μ = λ/Σ||w_j||`` are read from its certified solution.
+  ``μ = λ/Σ||w_j||`` are read from its certified solution, whose gated-ReLU certificate
+  is the result's.
 * μ mode: the matching λ solves ``f(λ) = λ − μ S*(λ) = 0`` with ``S*(λ) = Σ||w_i*(λ)||``
   non-increasing, so ``f`` is increasing with slope ≥ 1: starting from the reweighting
   estimate ``λ₀ = μ Σ||w_i^t||``, the step ``λ₁ = μ S*(λ₀)`` lands on the other side of
-  the root, and safeguarded secant steps inside the bracket follow, each a warm-started
-  gated solve. It stops when the MKL certificate at μ holds: upper bound ``J(η)`` at
-  ``η = ||w_i*(λ)||/Σ||w_j*(λ)||`` (one Cholesky), lower bound the Lanckriet value at
-  the gated residual ``Z = μα`` and at the kernel-ridge ``μα`` of that η.
+  the root, and safeguarded secant steps inside the bracket follow, each a gated solve.
+  Each solve is checked by the MKL certificate at μ: upper bound ``J(η)`` at
+  ``η = ||w_i*(λ)||/Σ||w_j*(λ)||`` (one Cholesky), lower bound the Lanckriet value at the
+  gated residual and at the kernel-ridge residual ``μα`` of that η. The search stops
+  when that gap is ≤ tol and ``|f(λ)| ≤ tol·λ``; the result's certificate is
+  :func:`~convexnn.formulations.mkl.mkl_certificate` of the kernel-ridge weights at the
+  final η (MKL value ≤ ``J(η)``).
 
 If the finish does not certify, the pure iteration resumes. ``finish="none"`` runs the
 pure iteration only (SPEC §5 as it is taught).
