@@ -29,7 +29,36 @@ Two modes:
   The NTK start is ``c·p`` with the scale ``c`` minimising the objective along ``p``.
 
 Kernels use the Hadamard/GEMM identity ``K_η = (XXᵀ) ∘ (B Bᵀ)``, ``B = M diag(√η)``
-(never P n×n matrices); cost per iteration O(n²P + n³), memory O(n² + nP).
+(never P n×n matrices); cost per iteration O(n²P + n³), memory O(n² + nP): one SYRK
+over the active patterns, one Cholesky, one GEMM ``(X ∘ α)ᵀ M``. BLAS runs on
+``threads`` threads inside the loop (default 1: these n×n kernels gain little from
+threads, and on a shared machine threads that wait for a busy core make each
+iteration many times slower).
+
+Finishing (``finish="gated"``, the default). The iteration converges sublinearly near
+the optimum (the inactive weights decay geometrically, at a rate that tends to 1 for
+the nearly active ones), so once the support ``{i : η_i > SETTLE_RATIO · max η}`` has
+been stable for ``SETTLE_ITERATIONS`` iterations, or the gap is below ``FINISH_GAP``,
+the exact λ ↔ μ map hands the problem to the gated-ReLU fast solver
+(:mod:`convexnn.group_lasso`, to ``FINISH_TOL_FACTOR · tol``), warm-started from the
+reweighting ``W`` restricted to that support:
+
+* λ mode: one solve of the group lasso at the same λ; ``η = ||w_i||/Σ||w_j||`` and
+  ``μ = λ/Σ||w_j||`` are read from its certified solution, whose gated-ReLU certificate
+  is the result's.
+* μ mode: the matching λ solves ``f(λ) = λ − μ S*(λ) = 0`` with ``S*(λ) = Σ||w_i*(λ)||``
+  non-increasing, so ``f`` is increasing with slope ≥ 1: starting from the reweighting
+  estimate ``λ₀ = μ Σ||w_i^t||``, the step ``λ₁ = μ S*(λ₀)`` lands on the other side of
+  the root, and safeguarded secant steps inside the bracket follow, each a gated solve.
+  Each solve is checked by the MKL certificate at μ: upper bound ``J(η)`` at
+  ``η = ||w_i*(λ)||/Σ||w_j*(λ)||`` (one Cholesky), lower bound the Lanckriet value at the
+  gated residual and at the kernel-ridge residual ``μα`` of that η. The search stops
+  when that gap is ≤ tol and ``|f(λ)| ≤ tol·λ``; the result's certificate is
+  :func:`~convexnn.formulations.mkl.mkl_certificate` of the kernel-ridge weights at the
+  final η (MKL value ≤ ``J(η)``).
+
+If the finish does not certify, the pure iteration resumes. ``finish="none"`` runs the
+pure iteration only (SPEC §5 as it is taught).
 """
 
 from __future__ import annotations
@@ -37,7 +66,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,20 +77,36 @@ from tqdm.auto import tqdm
 from .certificate import Certificate, gated_relu_certificate
 from .errors import InvalidInputError
 from .formulations.base import Formulation, ProblemData, SolveOptions, prepare
+from .formulations.gated_relu import GatedReLU, _blas_threads
 from .formulations.mkl import mkl_certificate
 from .formulations.ntk import ntk_weights
+from .group_lasso import GroupLassoOperator
 from .networks import GatedReLUNetwork
-from .ops import adjoint, group_norms
+from .ops import adjoint, forward, group_norms
 from .patterns import Patterns
 from .solution import Solution
 
 __all__ = ["reweight", "reweight_data", "ReweightResult", "Reweight", "HISTORY_COLUMNS"]
 
-HISTORY_COLUMNS = ("iteration", "objective", "lower_bound", "gap", "seconds")
+HISTORY_COLUMNS = ("iteration", "objective", "lower_bound", "gap", "seconds", "stage")
 #: Kernel weights below this fraction of the largest are set to zero: they would
 #: otherwise decay into subnormal numbers, which slow BLAS down by orders of magnitude.
 FLUSH_RATIO = 1e-20
 DEFAULT_MAX_ITER = 20_000
+#: How a run may end: the gated-ReLU fast solver once the support settles, or the
+#: pure iteration alone.
+FINISHES = ("gated", "none")
+#: The support is ``{i : η_i > SETTLE_RATIO · max_j η_j}``; it has settled when unchanged
+#: for ``SETTLE_ITERATIONS`` consecutive iterations (or when the gap is ≤ FINISH_GAP).
+SETTLE_RATIO = 1e-3
+SETTLE_ITERATIONS = 10
+FINISH_GAP = 1e-2
+#: Largest number of gated solves in the μ-mode root finding for λ.
+ROOT_MAX_STEPS = 30
+#: The finish solves the group lasso to ``FINISH_TOL_FACTOR · tol``: η, μ and the root
+#: ``λ = μ S*(λ)`` depend on W itself, which the gap pins down less tightly than the
+#: objective.
+FINISH_TOL_FACTOR = 1e-2
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,23 +116,30 @@ class ReweightResult:
     Attributes
     ----------
     history : pandas.DataFrame
-        One row per iteration: ``iteration, objective, lower_bound, gap, seconds``
+        One row per step: ``iteration, objective, lower_bound, gap, seconds, stage``
         (``lower_bound`` is the best bound so far, ``gap`` relative, ``seconds``
-        cumulative). Objective: ``J(η_t)`` in μ mode, the group-lasso value of ``W_t``
-        in λ mode; both are non-increasing.
+        cumulative, ``stage`` "reweight" for a reweighting iteration or "gated" for a
+        gated-ReLU solve of the finish). Objective: ``J(η_t)`` in μ mode, the
+        group-lasso value of ``W_t`` in λ mode; both are non-increasing (finishing rows
+        record the best value so far).
     eta : ndarray (P,)
-        The kernel weights on the simplex, ``η_i = ||w_i||/Σ||w_j||`` (the optimal MKL
-        kernel at convergence).
+        The kernel weights on the simplex, ``η_i = ||w_i||/Σ||w_j||`` of ``weights``
+        (the optimal MKL kernel at convergence).
     mu, lam : float
-        The matched pair of the exact map ``λ = μ Σ||w_i||``.
+        The matched pair of the exact map ``λ = μ Σ||w_i||`` (``Σ||w_i||`` of the gated
+        solution; in μ mode after a gated finish the pair matches up to the root
+        finding's residual ``info["root_residual"] = |λ − μ Σ||w_i||| / λ``).
     solution : Solution
         The equivalent gated-ReLU solution at ``lam``, certified by the gated-ReLU numpy
-        certificate, network included.
+        certificate (recomputed here), network included.
     certificate : Certificate
-        Numpy certificate of the program iterated on: simplex MKL at ``mu`` (μ mode) or
-        the group lasso at ``lam`` (λ mode, the same as ``solution.certificate``).
+        Numpy certificate of the program iterated on: simplex MKL at ``mu`` (μ mode,
+        :func:`~convexnn.formulations.mkl.mkl_certificate` of ``weights``) or the group
+        lasso at ``lam`` (λ mode, the same as ``solution.certificate``).
     weights : ndarray (P, d, c)
-        The final ``W``.
+        The final ``W``: in λ mode the solution's; in μ mode the kernel-ridge weights
+        ``W_i = η_i Xᵀ D_i α`` at the final η (the MKL weights; after a gated finish they
+        differ from the gated solution's by the root finding's residual).
     dual : ndarray (n, c)
         The dual point of ``certificate``.
     iterations : int
@@ -96,6 +148,14 @@ class ReweightResult:
     mode : {"mu", "lam"}
     start : str
     seconds : float
+    finish : {"gated", "none"}
+        The finishing option requested.
+    finished_by : {"reweighting", "gated"}
+        Which stage produced the returned answer.
+    finish_steps : int
+        Gated-ReLU solves performed by the finish (``history`` rows with stage "gated").
+    info : dict
+        ``threads``, ``root_residual`` (μ mode), the gated solver's ``gated_info``.
     """
 
     history: pd.DataFrame
@@ -111,6 +171,10 @@ class ReweightResult:
     mode: str
     start: str
     seconds: float
+    finish: str = "none"
+    finished_by: str = "reweighting"
+    finish_steps: int = 0
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:
@@ -119,12 +183,18 @@ class ReweightResult:
     def __repr__(self) -> str:
         h = self.history
         first = h["objective"].iloc[0] if len(h) else float("nan")
+        how = f"{self.iterations} reweighting iterations"
+        if self.finish_steps:
+            how += (f" + {self.finish_steps} gated-ReLU fast solve"
+                    f"{'s' if self.finish_steps > 1 else ''}")
         return (
-            f"ReweightResult({self.status} after {self.iterations} iterations in "
-            f"{self.seconds:.3f}s, mode={self.mode!r}, start={self.start!r},\n"
-            f"  mu={self.mu:.6g}, lam={self.lam:.6g}, objective {first:.10g} → "
+            f"ReweightResult({self.status} after {how} in {self.seconds:.3f}s, "
+            f"finished by {self.finished_by} (finish={self.finish!r}),\n"
+            f"  mode={self.mode!r}, start={self.start!r}, "
+            f"mu={self.mu:.6g}, lam={self.lam:.6g}, objective {first:.10g} → "
             f"{h['objective'].iloc[-1]:.10g}, relative_gap={self.certificate.relative_gap:.2e},\n"
-            f"  certificate: {'CERTIFIED' if self.certificate.certified else 'NOT CERTIFIED'}; "
+            f"  certificate ({self.certificate.formulation}): "
+            f"{'CERTIFIED' if self.certificate.certified else 'NOT CERTIFIED'}; "
             f"gated-ReLU solution: {'certified' if self.solution.certified else 'NOT certified'}"
             f" (relative gap {self.solution.certificate.relative_gap:.2e}), "
             f"active patterns {int(np.count_nonzero(self.eta))}/{self.eta.size})"
@@ -235,72 +305,260 @@ def _gated_certified(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, G: np.ndarr
     return cert.relative_gap <= tol
 
 
+class _Trace:
+    """History rows, the best lower bound (and its dual point), callback and progress bar."""
+
+    def __init__(self, Y: np.ndarray, clock: float, callback: Callable | None, bar: Any):
+        self.rows: list[tuple[int, float, float, float, float, str]] = []
+        self.best, self.best_z = -np.inf, np.zeros_like(Y)
+        self.upper = np.inf
+        self.finishing = False
+        self.clock, self.callback, self.bar = clock, callback, bar
+        self.updates = 0  # reweighting updates performed
+
+    def record(self, objective: float, bound: float, z: np.ndarray, stage: str) -> float:
+        """Append a row and return its gap.
+
+        Reweighting rows hold the iteration's own (monotone) value; from the first
+        finishing row on, rows hold the best value so far (the finish's candidates, and
+        a resumed iteration after an uncertified finish, need not improve on it).
+        """
+        if bound > self.best:
+            self.best, self.best_z = bound, z
+        self.finishing |= stage != "reweight"
+        if self.finishing:
+            objective = min(objective, self.upper)
+        self.upper = min(self.upper, objective)
+        gap = (objective - self.best) / max(abs(objective), 1e-300)
+        self.rows.append((len(self.rows), objective, self.best, gap,
+                          time.perf_counter() - self.clock, stage))
+        return gap
+
+    def notify(self, eta: np.ndarray) -> bool:
+        """Call the callback with the last row; True when it asks to stop."""
+        if self.callback is None:
+            return False
+        row = dict(zip(HISTORY_COLUMNS, self.rows[-1], strict=True))
+        return bool(self.callback({**row, "eta": eta}))
+
+
 @dataclass
 class _State:
     eta: np.ndarray  # the η that produced alpha (unnormalised in λ mode)
     alpha: np.ndarray
     G: np.ndarray  # [Xᵀ D_i α]_i
-    best_z: np.ndarray
-    rows: list
-    status: str
-    iterations: int
+    g: np.ndarray  # ||Xᵀ D_i α||
+    status: str  # "converged" | "max_iter" | "stopped" | "settled"
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.eta[:, None, None] * self.G
+
+    def warm_start(self) -> np.ndarray:
+        """``W`` on the support ``η_i > SETTLE_RATIO · max η`` (zero elsewhere).
+
+        The reweighting W has every group non-zero (the weights only decay); handed
+        over whole, it would make the gated solver's working set the full pattern set.
+        """
+        keep = self.eta > SETTLE_RATIO * self.eta.max(initial=0.0)
+        return (self.eta * keep)[:, None, None] * self.G
 
 
-def _iterate(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, *, mode: str, reg: float,
-             tol: float, max_iter: int, callback: Callable | None, progress: bool,
-             clock: float) -> _State:
-    rows: list[tuple[int, float, float, float, float]] = []
-    best, best_z = -np.inf, np.zeros_like(Y)
+def _update(eta: np.ndarray, g: np.ndarray, mode: str) -> np.ndarray | None:
+    """``η ← ||w||`` (normalised in μ mode) with ``||w_i|| = η_i ||Xᵀ D_i α||``; None if zero."""
+    w = eta * g
+    total = float(w.sum())
+    if not total > 0:
+        return None
+    return _flush(w / total if mode == "mu" else w)
+
+
+def _iterate(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, trace: _Trace, *, mode: str,
+             reg: float, tol: float, max_iter: int, settle: bool) -> _State:
+    """The reweighting loop from ``η`` (rows appended to ``trace``).
+
+    Stops on the certified gap ("converged"), the callback ("stopped"), ``max_iter``
+    updates ("max_iter") or, when ``settle``, once the support has settled ("settled").
+    """
     status = "max_iter"
-    bar = tqdm(total=max_iter, desc=f"reweight ({mode})", unit="it", disable=not progress,
-               leave=False)
-    it = 0
-    try:
-        while True:
-            _, alpha = _solve(kern.gram(eta, reg), Y)
-            G = kern.correlations(alpha)
-            g = np.sqrt(np.einsum("pdc,pdc->p", G, G))  # ||Xᵀ D_i α||
-            z = reg * alpha  # the residual Y − K_η α
-            yz, zz = float(np.sum(Y * z)), float(np.sum(z * z))
-            top = reg * float(g.max(initial=0.0))  # max_i ||Xᵀ D_i z||
-            if mode == "mu":
-                objective = 0.5 * yz  # J(η) = (μ/2)⟨Y, α⟩
-                quad = zz + top * top / reg
-                scale = yz / quad if yz > 0 else 0.0
-                bound = scale * yz - 0.5 * scale * scale * quad
+    stable, support = 0, None
+    while True:
+        _, alpha = _solve(kern.gram(eta, reg), Y)
+        G = kern.correlations(alpha)
+        g = np.sqrt(np.einsum("pdc,pdc->p", G, G))  # ||Xᵀ D_i α||
+        z = reg * alpha  # the residual Y − K_η α
+        yz, zz = float(np.sum(Y * z)), float(np.sum(z * z))
+        top = reg * float(g.max(initial=0.0))  # max_i ||Xᵀ D_i z||
+        if mode == "mu":
+            objective = 0.5 * yz  # J(η) = (μ/2)⟨Y, α⟩
+            quad = zz + top * top / reg
+            scale = yz / quad if yz > 0 else 0.0
+            bound = scale * yz - 0.5 * scale * scale * quad
+        else:
+            objective = 0.5 * zz + reg * float(np.dot(eta, g))  # ½||r||² + λ Σ||w_i||
+            scale = 0.0 if yz <= 0 else min(yz / zz, reg / top if top > 0 else np.inf)
+            bound = scale * yz - 0.5 * scale * scale * zz
+        gap = trace.record(objective, bound, scale * z, "reweight")
+        if trace.bar is not None and trace.updates % 10 == 0:
+            trace.bar.set_postfix(gap=f"{gap:.2e}", refresh=False)
+        if gap <= tol and (mode == "lam" or _gated_certified(kern, Y, eta, G, reg, tol)):
+            status = "converged"
+            break
+        if trace.notify(eta):
+            status = "stopped"
+            break
+        if trace.updates >= max_iter:
+            break
+        if settle:
+            now = eta > SETTLE_RATIO * eta.max(initial=0.0)
+            stable = stable + 1 if support is not None and np.array_equal(now, support) else 0
+            support = now
+            if gap <= FINISH_GAP or stable >= SETTLE_ITERATIONS:
+                status = "settled"
+                break
+        nxt = _update(eta, g, mode)
+        if nxt is None:
+            status = "converged" if gap <= tol else "max_iter"
+            break
+        eta = nxt
+        trace.updates += 1
+        if trace.bar is not None:
+            trace.bar.update(1)
+    return _State(eta, alpha, G, g, status)
+
+
+# ---------------------------------------------------------------------------
+# Finishing through the gated-ReLU fast solver (the exact λ ↔ μ map)
+# ---------------------------------------------------------------------------
+
+
+GATED = GatedReLU()
+
+
+@dataclass
+class _Finish:
+    """A certified finish: the gated solution and, in μ mode, the MKL weights."""
+
+    solution: Solution
+    weights: np.ndarray  # reported W (see ReweightResult.weights)
+    lam: float
+    mu: float
+    steps: int
+    root_residual: float
+
+
+class _Finisher:
+    """Gated-ReLU fast solves on ``data`` sharing one pattern operator."""
+
+    def __init__(self, data: ProblemData, kern: _Kernels, tol: float, solver: str,
+                 threads: int | None, trace: _Trace):
+        self.data, self.kern, self.trace = data, kern, trace
+        self.tol = tol
+        self.opts = SolveOptions(solver=solver, tol=FINISH_TOL_FACTOR * tol, method="fast")
+        self.op = GroupLassoOperator(data.X, data.M, data.c)
+        self.threads = threads
+        self.steps = 0
+        self.stopped = False  # the callback asked to stop
+
+    def gated(self, lam: float, W0: np.ndarray) -> Solution:
+        self.steps += 1
+        return GATED.solve_fast(self.data, lam, self.opts, init=W0, operator=self.op,
+                                threads=self.threads)
+
+    def lam_mode(self, lam: float, W0: np.ndarray) -> _Finish | None:
+        """The group lasso at the same λ, warm-started from the reweighting ``W``."""
+        sol = self.gated(lam, W0)
+        cert = sol.certificate
+        self.trace.record(cert.objective, cert.dual_objective, sol.dual["z"], "gated")
+        W = sol.weights["W"]
+        S = float(group_norms(W).sum())
+        if not (cert.relative_gap <= self.tol and not cert.failed):
+            # not certified at the requested tolerance: the pure iteration resumes
+            self.stopped = self.trace.notify(group_norms(W) / S if S > 0 else
+                                             np.zeros(self.data.P))
+            return None
+        mu = lam / S if S > 0 else float("inf")
+        return _Finish(sol, W, lam, mu, self.steps, 0.0)
+
+    def _mkl_bounds(self, mu: float, sol: Solution) -> tuple[float, float, np.ndarray,
+                                                            np.ndarray, np.ndarray]:
+        """``J(η)`` at the solution's kernel weights, the best Lanckriet bound, its dual
+        point, the kernel-ridge weights at that η, and η."""
+        kern, Y = self.kern, self.data.Y
+        W = sol.weights["W"]
+        norms = group_norms(W)
+        eta = norms / norms.sum()
+        _, alpha = _solve(kern.gram(eta, mu), Y)
+        G = kern.correlations(alpha)
+        upper = 0.5 * mu * float(np.sum(Y * alpha))
+        best, best_z = -np.inf, np.zeros_like(Y)
+        R = Y - forward(kern.X, kern.Mf, W)
+        for z, top in ((R, float(group_norms(kern.correlations(R)).max())),
+                       (mu * alpha, mu * float(group_norms(G).max()))):
+            yz, quad = float(np.sum(Y * z)), float(np.sum(z * z)) + top * top / mu
+            if yz > 0 and 0.5 * yz * yz / quad > best:
+                best, best_z = 0.5 * yz * yz / quad, z * (yz / quad)
+        return upper, best, best_z, eta[:, None, None] * G, eta
+
+    def mu_mode(self, mu: float, W_t: np.ndarray, W0: np.ndarray, tol: float
+                ) -> _Finish | None:
+        """Root of ``f(λ) = λ − μ S*(λ)`` by safeguarded secant steps on warm-started solves.
+
+        ``f`` is increasing with slope ≥ 1, so ``f(0) < 0 < f(λ_max) = λ_max`` bracket the
+        root and the fixed-point step ``λ − f(λ) = μ S*(λ)`` lands across it; secant
+        steps follow, bisection when one leaves the bracket. ``λ₀ = μ Σ||w_i^t||`` from
+        the reweighting ``W_t``; every solve starts from the same ``W0`` (its restriction
+        to the settled support): a start at the optimum of a nearby λ would pass the
+        gap test with ``S*`` still that of the other λ, while from a common start the
+        error in ``S*`` is of the order of the gap. A point is accepted when
+        its gated solution is certified and the MKL gap at μ of its kernel weights
+        (``J(η)`` against the best Lanckriet bound) is ≤ tol; the search stops once an
+        accepted point also has ``|f(λ)| ≤ tol·λ`` (the MKL gap is second order in the
+        error of λ and is usually met first), or after ``ROOT_MAX_STEPS`` solves. The
+        accepted point with the smallest ``|f|`` is returned.
+        """
+        lam_max = GATED.reg_max(self.data)
+        lo, hi = 0.0, lam_max
+        lam = mu * float(group_norms(W_t).sum())
+        if not 0.0 < lam < lam_max:
+            lam = 0.5 * lam_max
+        points: list[tuple[float, float, Solution]] = []
+        accepted: list[tuple[float, Solution, np.ndarray, float]] = []  # (|f|/λ, sol, W_kr, J)
+        for _ in range(ROOT_MAX_STEPS):
+            sol = self.gated(lam, W0)
+            S = float(group_norms(sol.weights["W"]).sum())
+            f = lam - mu * S
+            if S > 0:
+                upper, bound, z, W_kr, eta = self._mkl_bounds(mu, sol)
+                self.trace.record(upper, bound, z, "gated")
+                if sol.certificate.relative_gap <= tol and not sol.certificate.failed:
+                    accepted.append((abs(f) / lam, sol, W_kr, upper))
+                # the bound may have improved: re-check every certified point
+                accepted = [a for a in accepted if a[3] - self.trace.best <= tol * abs(a[3])]
+                if accepted and min(a[0] for a in accepted) <= tol:
+                    break
+                if self.trace.notify(eta):
+                    self.stopped = True
+                    break
+            points.append((lam, f, sol))
+            if f < 0:
+                lo = max(lo, lam)
             else:
-                objective = 0.5 * zz + reg * float(np.dot(eta, g))  # ½||r||² + λ Σ||w_i||
-                scale = 0.0 if yz <= 0 else min(yz / zz, reg / top if top > 0 else np.inf)
-                bound = scale * yz - 0.5 * scale * scale * zz
-            if bound > best:
-                best, best_z = bound, scale * z
-            gap = (objective - best) / max(abs(objective), 1e-300)
-            seconds = time.perf_counter() - clock
-            rows.append((it, objective, best, gap, seconds))
-            if progress and it % 10 == 0:
-                bar.set_postfix(gap=f"{gap:.2e}", refresh=False)
-            if gap <= tol and (mode == "lam" or _gated_certified(kern, Y, eta, G, reg, tol)):
-                status = "converged"
+                hi = min(hi, lam)
+            if len(points) == 1:
+                nxt = lam - f  # = μ S*(λ): across the root, as f' ≥ 1
+            else:
+                (l0, f0, _), (l1, f1, _) = points[-2], points[-1]
+                nxt = l1 - f1 * (l1 - l0) / (f1 - f0) if f1 != f0 else 0.5 * (lo + hi)
+            if not lo < nxt < hi:
+                nxt = 0.5 * (lo + hi)
+            if hi - lo <= 1e-15 * hi or nxt == lam:
                 break
-            if callback is not None and callback({
-                "iteration": it, "objective": objective, "lower_bound": best, "gap": gap,
-                "seconds": seconds, "eta": eta,
-            }):
-                status = "stopped"
-                break
-            if it >= max_iter:
-                break
-            w = eta * g
-            total = float(w.sum())
-            if not total > 0:
-                status = "converged" if gap <= tol else "max_iter"
-                break
-            eta = _flush(w / total if mode == "mu" else w)
-            it += 1
-            bar.update(1)
-    finally:
-        bar.close()
-    return _State(eta, alpha, G, best_z, rows, status, it)
+            lam = nxt
+        if not accepted:
+            return None
+        residual, sol, W_kr, _ = min(accepted, key=lambda a: a[0])
+        return _Finish(sol, W_kr, sol.reg, mu, self.steps, residual)
 
 
 # ---------------------------------------------------------------------------
@@ -317,6 +575,16 @@ def _positive(value: Any, name: str) -> float:
     return v
 
 
+def _check_threads(threads: Any) -> int | None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(
+            threads, (int, np.integer)) or threads < 1):
+        raise InvalidInputError(
+            f"threads must be an integer ≥ 1 (BLAS threads inside the loop) or None (leave "
+            f"BLAS as configured); got {threads!r}."
+        )
+    return None if threads is None else int(threads)
+
+
 def reweight_data(
     data: ProblemData,
     *,
@@ -327,8 +595,14 @@ def reweight_data(
     max_iter: int = DEFAULT_MAX_ITER,
     callback: Callable[[dict], Any] | None = None,
     progress: bool = False,
+    finish: str = "gated",
+    threads: int | None = 1,
+    solver: str = "CLARABEL",
 ) -> ReweightResult:
-    """:func:`reweight` on prepared :class:`ProblemData` (exactly one of ``mu``, ``lam``)."""
+    """:func:`reweight` on prepared :class:`ProblemData` (exactly one of ``mu``, ``lam``).
+
+    ``solver`` is the interior-point solver the gated finish may polish with.
+    """
     if (mu is None) == (lam is None):
         raise InvalidInputError("give exactly one of mu (simplex MKL) or lam (group lasso).")
     mode = "mu" if mu is not None else "lam"
@@ -338,6 +612,19 @@ def reweight_data(
         raise InvalidInputError(f"max_iter must be a non-negative integer; got {max_iter!r}.")
     if callback is not None and not callable(callback):
         raise InvalidInputError("callback must be callable (it receives one dict per iteration).")
+    if finish not in FINISHES:
+        raise InvalidInputError(f"finish must be one of {list(FINISHES)} ('gated': the gated-ReLU "
+                                f"fast solver once the support settles; 'none': the pure "
+                                f"iteration); got {finish!r}.")
+    threads = _check_threads(threads)
+    with _blas_threads(threads):
+        return _run(data, mode, reg, start, tol, int(max_iter), callback, progress, finish,
+                    threads, solver)
+
+
+def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_iter: int,
+         callback: Callable | None, progress: bool, finish: str, threads: int | None,
+         solver: str) -> ReweightResult:
     clock = time.perf_counter()
     X, Y, M = data.X, data.Y, data.M
     eta0, label, rescale = _start_weights(start, data, mode)
@@ -349,36 +636,79 @@ def reweight_data(
         elif rescale:
             eta0 = eta0 * _best_scale(kern, eta0, Y, reg)
     build_s = time.perf_counter() - clock
-    state = _iterate(kern, Y, _flush(eta0), mode=mode, reg=reg, tol=tol,
-                     max_iter=int(max_iter), callback=callback, progress=progress, clock=clock)
-    W = state.eta[:, None, None] * state.G
+    bar = tqdm(total=max_iter, desc=f"reweight ({mode})", unit="it", disable=not progress,
+               leave=False)
+    trace = _Trace(Y, clock, callback, bar if progress else None)
+    done: _Finish | None = None
+    finisher = None
+    try:
+        state = _iterate(kern, Y, _flush(eta0), trace, mode=mode, reg=reg, tol=tol,
+                         max_iter=max_iter, settle=finish == "gated")
+        if state.status in ("settled", "max_iter") and finish == "gated":
+            finisher = _Finisher(data, kern, tol, solver, threads, trace)
+            if mode == "lam":
+                done = finisher.lam_mode(reg, state.warm_start())
+            else:
+                done = finisher.mu_mode(reg, state.weights, state.warm_start(), tol)
+            if finisher.stopped and done is None:
+                state.status = "stopped"
+            elif done is None and state.status == "settled":  # resume the pure iteration
+                nxt = _update(state.eta, state.g, mode)
+                if nxt is not None:
+                    trace.updates += 1
+                    state = _iterate(kern, Y, nxt, trace, mode=mode, reg=reg, tol=tol,
+                                     max_iter=max_iter, settle=False)
+            if state.status == "settled":
+                state.status = "converged" if done is not None else "max_iter"
+    finally:
+        bar.close()
+    solve_s = time.perf_counter() - clock - build_s
+    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight", progress=progress)
+    info: dict[str, Any] = {"iterations": trace.updates, "start": label, "mode": mode,
+                            "finish": finish, "threads": threads}
+    if done is not None:
+        gated = done.solution
+        W_sol = gated.weights["W"]
+        W = done.weights
+        lam_v, mu_v = done.lam, done.mu
+        info.update(finished_by="gated", finish_steps=done.steps,
+                    root_residual=done.root_residual, gated_info=dict(gated.info))
+        sol_status, sol_solver, sol_dual = "converged", gated.solver, gated.dual["z"]
+    else:
+        W = W_sol = state.weights
+        S = float(group_norms(W).sum())
+        mu_v, lam_v = (reg, reg * S) if mode == "mu" else (
+            reg / S if S > 0 else float("inf"), reg)
+        info.update(finished_by="reweighting",
+                    finish_steps=finisher.steps if finisher is not None else 0)
+        sol_status, sol_solver, sol_dual = state.status, "numpy", trace.best_z
+    norms = group_norms(W_sol)
+    S_sol = float(norms.sum())
+    eta_sol = norms / S_sol if S_sol > 0 else np.zeros_like(norms)
+    solution = REWEIGHT.make_solution(
+        data, lam_v, {"W": W_sol, "eta": eta_sol}, options, status=sol_status,
+        solver=sol_solver, method="reweight", build_s=build_s, solve_s=solve_s,
+        dual={"z": sol_dual}, info={**info, "mu": mu_v},
+    )
     norms = group_norms(W)
     S = float(norms.sum())
     eta = norms / S if S > 0 else np.zeros_like(norms)
     if mode == "mu":
-        mu_v, lam_v = reg, reg * S
-    else:
-        mu_v, lam_v = (reg / S if S > 0 else float("inf")), reg
-    solve_s = time.perf_counter() - clock - build_s
-    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight", progress=progress)
-    z_candidates = [state.best_z, reg * state.alpha]
-    solution = REWEIGHT.make_solution(
-        data, lam_v, {"W": W, "eta": eta}, options, status=state.status, solver="numpy",
-        method="reweight", build_s=build_s, solve_s=solve_s,
-        dual={"z": state.best_z}, info={"iterations": state.iterations, "mu": mu_v,
-                                        "start": label, "mode": mode},
-    )
-    if mode == "mu":
-        cert, dual = mkl_certificate(X, Y, M, W, reg, tolerance=tol, scope=data.patterns.scope,
-                                     duals=z_candidates)
+        cands = [trace.best_z] if done is not None else [trace.best_z, reg * state.alpha]
+        cert, dual = mkl_certificate(X, Y, M, W, reg, eta=eta, tolerance=tol,
+                                     scope=data.patterns.scope, duals=cands)
     else:
         cert, dual = solution.certificate, solution.dual["z"]
-    history = pd.DataFrame(state.rows, columns=list(HISTORY_COLUMNS))
+    status = state.status
+    if done is not None:
+        status = "converged" if cert.certified and solution.certified else "max_iter"
+    history = pd.DataFrame(trace.rows, columns=list(HISTORY_COLUMNS))
     history["iteration"] = history["iteration"].astype(np.int64)
     return ReweightResult(
         history=history, eta=eta, mu=mu_v, lam=lam_v, solution=solution, certificate=cert,
-        weights=W, dual=dual, iterations=state.iterations, status=state.status, mode=mode,
-        start=label, seconds=time.perf_counter() - clock,
+        weights=W, dual=dual, iterations=trace.updates, status=status, mode=mode,
+        start=label, seconds=time.perf_counter() - clock, finish=finish,
+        finished_by=info["finished_by"], finish_steps=info["finish_steps"], info=info,
     )
 
 
@@ -397,6 +727,8 @@ def reweight(
     max_iter: int = DEFAULT_MAX_ITER,
     callback: Callable[[dict], Any] | None = None,
     progress: bool = False,
+    finish: str = "gated",
+    threads: int | None = 1,
 ) -> ReweightResult:
     """Iterative reweighting from the NTK to the optimal MKL kernel (SPEC §5).
 
@@ -423,16 +755,30 @@ def reweight(
     max_iter : int
         Largest number of reweighting updates.
     callback : callable, optional
-        Called after every iteration with a dict ``iteration, objective, lower_bound,
-        gap, seconds, eta``; returning a true value stops the loop (status "stopped").
+        Called after every row of the history with a dict ``iteration, objective,
+        lower_bound, gap, seconds, stage, eta``; returning a true value stops the run
+        (status "stopped").
     progress : bool
         Show a tqdm progress bar.
+    finish : {"gated", "none"}
+        ``"gated"`` (default): once the support has settled (or the gap is ≤
+        ``FINISH_GAP``, or ``max_iter`` updates are done), finish with the gated-ReLU
+        fast solver through the exact λ ↔ μ map, warm-started from the reweighting W —
+        one solve at λ (λ mode) or a safeguarded secant search for the λ with
+        ``λ = μ Σ||w_i*(λ)||`` (μ mode), stopping on the MKL certificate at μ. If it
+        does not certify, the pure iteration resumes. ``"none"``: the pure iteration
+        only (sublinear near the optimum; kept for teaching and comparison).
+    threads : int or None
+        BLAS threads inside the run (default 1: the n×n kernels gain little from a
+        second thread, and on a shared machine waiting threads made iterations 10–40×
+        slower). None leaves BLAS as configured.
 
     Returns
     -------
     ReweightResult
         ``history`` (DataFrame), ``eta``, ``mu``, ``lam``, ``solution`` (the gated-ReLU
-        Solution at ``lam`` with its network) and ``certificate``.
+        Solution at ``lam`` with its network), ``certificate`` (simplex MKL at ``mu`` in
+        μ mode, the group lasso at ``lam`` in λ mode) and ``finished_by``.
     """
     if mu is not None and (lam is not None or lam_ratio is not None):
         raise InvalidInputError("give either mu or lam/lam_ratio, not both.")
@@ -442,7 +788,8 @@ def reweight(
 
         lam = resolve_reg(REWEIGHT, data, lam, lam_ratio)
     return reweight_data(data, mu=mu, lam=lam, start=start, tol=tol, max_iter=max_iter,
-                         callback=callback, progress=progress)
+                         callback=callback, progress=progress, finish=finish,
+                         threads=threads)
 
 
 class Reweight(Formulation):
@@ -450,7 +797,7 @@ class Reweight(Formulation):
 
     ``convexnn.solve("reweight", X, y, lam=…)`` runs :func:`reweight` in λ mode and
     returns its gated-ReLU :class:`Solution` (certified by the group-lasso certificate).
-    Options: ``start``, ``max_iter``, ``callback``.
+    Options: ``start``, ``max_iter``, ``callback``, ``finish``, ``threads``.
     """
 
     name = "reweight"
@@ -480,12 +827,12 @@ class Reweight(Formulation):
 
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
               ) -> Solution:
-        allowed = {"start", "max_iter", "callback"}
+        allowed = {"start", "max_iter", "callback", "finish", "threads"}
         if set(kwargs) - allowed:
             raise TypeError(f"unexpected options for reweight: {sorted(set(kwargs) - allowed)};"
                             f" allowed: {sorted(allowed)}")
         return reweight_data(data, lam=reg, tol=options.tol, progress=options.progress,
-                             **kwargs).solution
+                             solver=options.solver, **kwargs).solution
 
 
 REWEIGHT = Reweight()

@@ -474,7 +474,7 @@ class MKL(Formulation):
             from ..reweight import reweight_data
 
             result = reweight_data(data, mu=reg, tol=options.tol, progress=options.progress,
-                                   **kwargs)
+                                   solver=options.solver, **kwargs)
             return self.make_solution(
                 data, reg, {"W": result.weights, "eta": result.eta}, options,
                 status=result.status, solver="numpy", method="reweight",
