@@ -213,15 +213,19 @@ def dual_norms(X: np.ndarray, M: np.ndarray, Z: np.ndarray, alpha: np.ndarray, b
     Mf = M.T.astype(np.float64)[:, :, None]  # (P, n, 1)
     S = signs(M).T[:, :, None]
     DZ = Mf * Z[None, :, :]
-    ga = np.einsum("nd,pnc->pdc", X, DZ + S * alpha, optimize=True)
-    gb = np.einsum("nd,pnc->pdc", X, -DZ + S * beta, optimize=True)
-    return group_norms(ga), group_norms(gb)
+    return group_norms(_xt_blocks(X, DZ + S * alpha)), group_norms(_xt_blocks(X, S * beta - DZ))
+
+
+def _xt_blocks(X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``X^T B_i`` for every block of B (P, n, c) → (P, d, c), as one GEMM."""
+    P, n, c = B.shape
+    out = X.T @ B.transpose(1, 0, 2).reshape(n, P * c)  # (d, P·c)
+    return out.reshape(X.shape[1], P, c).transpose(1, 0, 2)
 
 
 def _cone_bound(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``||C_i + X^T S_i α_i||_F`` for every pattern: an upper bound on the support value."""
-    S = signs(M).T[:, :, None]
-    return group_norms(C + np.einsum("nd,pnc->pdc", X, S * alpha, optimize=True))
+    return group_norms(C + _xt_blocks(X, signs(M).T[:, :, None] * alpha))
 
 
 def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float, *,
@@ -330,9 +334,9 @@ def _pursuit(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray, idx
     p, d, c = C.shape
     n = X.shape[0]
     xn2 = np.maximum(np.einsum("nd,nd->n", X, X), np.finfo(np.float64).tiny)
-    inv = 1.0 / np.sqrt(xn2)
+    inv = (1.0 / np.sqrt(xn2))[:, None]
     S = np.repeat(signs(M), c, axis=1)  # (n, Q): column q = (pattern q // c, output q % c)
-    A = alpha[idx].transpose(1, 0, 2).reshape(n, p * c)
+    A = np.ascontiguousarray(alpha[idx].transpose(1, 0, 2).reshape(n, p * c))
     R = C.transpose(1, 0, 2).reshape(d, p * c) + X.T @ (S * A)
     owner = np.repeat(np.arange(p), c)
     sq = np.einsum("dq,dq->q", R, R)
@@ -345,16 +349,19 @@ def _pursuit(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray, idx
     for _ in range(steps):
         if cols.size == 0:
             break
-        G = Sl * (X @ Rl)  # gradient of ½||r||² in α, per column
-        k = np.argmin(G * inv[:, None], axis=0)
+        G = X @ Rl
+        G *= Sl  # gradient of ½||r||² in α, per column
+        G *= inv  # normalised: the best single-coordinate decrease is (G_k / ||x_k||)²
+        k = np.argmin(G, axis=0)
         j = np.arange(cols.size)
-        step = np.maximum(-G[k, j], 0.0) / xn2[k]
+        step = np.maximum(-G[k, j], 0.0) * inv[k, 0]  # = max(−s_k x_k^T r, 0) / ||x_k||²
         Al[k, j] += step
         Rl += X[k].T * (Sl[k, j] * step)
         sq[cols] = np.einsum("dq,dq->q", Rl, Rl)
-        A[:, cols], R[:, cols] = Al, Rl
         keep = alive(cols)
         if not keep.all():
+            A[:, cols[~keep]], R[:, cols[~keep]] = Al[:, ~keep], Rl[:, ~keep]
             cols, Rl, Al, Sl = cols[keep], Rl[:, keep], Al[:, keep], Sl[:, keep]
+    A[:, cols] = Al
     alpha[idx] = A.reshape(n, p, c).transpose(1, 0, 2)
     return np.sqrt(np.bincount(owner, sq, minlength=p))

@@ -20,6 +20,7 @@ and the Clarabel solve 6× slower. A changed pattern set is therefore a rebuild
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -449,7 +450,7 @@ class ReLU(Formulation):
             ``z = y``, or the active groups of the gated-ReLU optimum.
         working_set_rounds, working_set_add, working_set_rows : int
             ``"fast"`` only: re-solves allowed (default 50), blocks added per round
-            (default ``max(10, d)``) and cone rows kept per new block (default ``2d + 10``).
+            (default ``max(10, 2d)``) and cone rows kept per new block (default ``2d + 10``).
         """
         if kwargs:
             raise TypeError(f"unexpected options for relu: {sorted(kwargs)}")
@@ -479,6 +480,16 @@ class ReLU(Formulation):
                                      solver=res.solver, method="fast", build_s=res.build_s,
                                      solve_s=res.solve_s, dual=res.dual,
                                      info={"working_set": res.info})
+            if not sol.certificate.certified:
+                last = res.info["history"][-1]
+                warnings.warn(
+                    f"method='fast' is NOT certified (relative gap "
+                    f"{sol.certificate.relative_gap:.2e} over all {data.P} patterns)"
+                    + ("" if res.converged else
+                       f": the working set did not converge in {res.info['rounds']} rounds "
+                       f"({last['violating']} violating blocks, {last['added_rows']} violated "
+                       "rows left); raise working_set_rounds")
+                    + ".", RuntimeWarning, stacklevel=3)
         else:
             weights, dual, info, run, build_s, solve_s = self._solve_once(data, reg, options,
                                                                           repair)

@@ -31,8 +31,6 @@ form (a few milliseconds), other solvers get the same problem through cvxpy.
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -46,6 +44,7 @@ from ..errors import InvalidInputError
 from ..ops import adjoint, group_norms
 from ..solvers import _tolerance_options, map_status, run_problem
 from .base import ProblemData, SolveOptions
+from .relu import relu_certificate
 
 __all__ = ["WorkingSetResult", "solve_working_set", "check_working_set_options", "WARM_STARTS"]
 
@@ -166,15 +165,15 @@ _CLARABEL_STATUS = {
 
 
 def _solve_clarabel(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: int, c: int,
-                    lam: float, options: SolveOptions, offset: float, scale: float
-                    ) -> tuple[np.ndarray, str, int]:
+                    lam: float, options: SolveOptions, offset: float, scale: float,
+                    loose: bool = False) -> tuple[np.ndarray, str, int]:
     """The reduced program in Clarabel's conic form, variables ``x = [w_0; …; w_{c−1}; t]``.
 
     ``min ½ Σ_j w_j^T H w_j − Q_j^T w_j + λ Σ_b t_b``  s.t. ``G w ≥ 0``,
     ``(t_b, vec W_b) ∈ SOC`` — i.e. ``½||A W − Y||² − offset + λ Σ ||W_b||_F`` with
     ``offset = ½||Y||²``. Clarabel measures its relative gap against this shifted value
     (about ``offset``), so the tolerances are rescaled to hold relative to ``scale``, an
-    estimate of the true objective.
+    estimate of the true objective. ``loose`` asks for a relative gap of 1e-5 only.
     """
     import clarabel
 
@@ -203,10 +202,12 @@ def _solve_clarabel(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: i
     # The certificate needs the residual y − ŷ accurate, not only the objective: a gap
     # a thousand times below the tolerance (measured: 1e-8 left dual violations of 2e-7
     # at λ = 0.01 λ_max, 1e-9 gives 5e-8).
-    t = max(min(options.tol * 1e-3, 1e-9), 1e-10)
+    t = 1e-5 if loose else max(min(options.tol * 1e-3, 1e-9), 1e-10)
     opts = _tolerance_options("CLARABEL", options.tol)
     opts.update({"tol_gap_abs": t * max(scale, 1e-300),
                  "tol_gap_rel": max(t * min(1.0, scale / max(offset, 1e-300)), 1e-15)})
+    if loose:
+        opts["tol_feas"] = 1e-6
     opts.update(options.solver_options)
     for key, value in opts.items():
         if not hasattr(settings, key):
@@ -243,11 +244,12 @@ def _solve_cvxpy(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: int,
 
 
 def _solve_reduced(X: np.ndarray, Y: np.ndarray, M: np.ndarray, ws: _WorkingSet, lam: float,
-                   options: SolveOptions, scale: float
+                   options: SolveOptions, scale: float, loose: bool = False
                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Solve on the working set; returns blocks (K, d, c), the prediction and a record.
 
-    ``scale`` estimates the optimal value (it sets the solver's gap tolerance)."""
+    ``scale`` estimates the optimal value (it sets the solver's gap tolerance);
+    ``loose`` solves to a relative gap of about 1e-5 (enough to find violated blocks)."""
     start = time.perf_counter()
     d, c, K = X.shape[1], Y.shape[1], ws.K
     A = _design(X, M, ws)
@@ -257,9 +259,11 @@ def _solve_reduced(X: np.ndarray, Y: np.ndarray, M: np.ndarray, ws: _WorkingSet,
     built = time.perf_counter()
     if options.solver == "CLARABEL":
         W, status, iters = _solve_clarabel(H, Q, G, K, d, c, lam, options,
-                                           offset=0.5 * float(np.sum(Y * Y)), scale=scale)
+                                           offset=0.5 * float(np.sum(Y * Y)), scale=scale,
+                                           loose=loose)
     else:
-        W, status, iters = _solve_cvxpy(H, Q, G, K, d, c, lam, options)
+        W, status, iters = _solve_cvxpy(H, Q, G, K, d, c, lam,
+                                        replace(options, tol=1e-3) if loose else options)
     done = time.perf_counter()
     Yhat = A @ W.reshape(K * d, c)
     return W, Yhat, {"status": status, "iterations": iters, "build_s": built - start,
@@ -274,7 +278,7 @@ def _solve_reduced(X: np.ndarray, Y: np.ndarray, M: np.ndarray, ws: _WorkingSet,
 def _violated_rows(X: np.ndarray, M: np.ndarray, ws: _WorkingSet, W: np.ndarray,
                    xnorm: np.ndarray, limit: int) -> list[np.ndarray]:
     """Per block, up to ``limit`` cone rows not kept and violated (relative margin)."""
-    S = signs(M)
+    S = signs(M[:, ws.pat])  # (n, K)
     norms = np.sqrt(np.einsum("bdc,bdc->bc", W, W))  # (K, c) column norms
     top = float(np.max(norms, initial=0.0))
     out = []
@@ -283,7 +287,7 @@ def _violated_rows(X: np.ndarray, M: np.ndarray, ws: _WorkingSet, W: np.ndarray,
         if not live.any():
             out.append(np.empty(0, dtype=np.int64))
             continue
-        margin = (S[:, ws.pat[b], None] * (X @ W[b][:, live])) / (xnorm[:, None] * norms[b, live])
+        margin = (S[:, b, None] * (X @ W[b][:, live])) / (xnorm[:, None] * norms[b, live])
         worst = margin.min(axis=1)
         bad = np.nonzero(worst < -_ROW_TOL)[0]
         bad = bad[~np.isin(bad, ws.rows[b])]
@@ -362,6 +366,22 @@ def _seed_gated(data: ProblemData, lam: float, options: SolveOptions
 # ---------------------------------------------------------------------------
 
 
+def _assemble(X: np.ndarray, M: np.ndarray, ws: _WorkingSet, W: np.ndarray, P: int, *,
+              repair: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks (K, d, c) → ``V, U`` (P, d, c), zero outside the working set; with
+    ``repair`` every column is projected onto its cone (exactly feasible over all rows)."""
+    _, d, c = W.shape
+    V = np.zeros((P, d, c))
+    U = np.zeros((P, d, c))
+    V[ws.pat[ws.sgn > 0]] = W[ws.sgn > 0]
+    U[ws.pat[ws.sgn < 0]] = W[ws.sgn < 0]
+    if repair:
+        live = np.unique(ws.pat)
+        V = project_to_cones(X, M, V, only=live)[0]
+        U = project_to_cones(X, M, U, only=live)[0]
+    return V, U
+
+
 def check_working_set_options(warm_start: Any, rounds: Any, add: Any, rows: Any) -> None:
     """Raise :class:`InvalidInputError` for options of the working-set loop that cannot work."""
     if warm_start not in WARM_STARTS:
@@ -400,7 +420,7 @@ def solve_working_set(
     rounds : int
         Re-solves allowed after the first solve; the loop stops earlier when no row and
         no block is added.
-    add : int, default ``max(10, d)``
+    add : int, default ``max(10, 2d)``
         Blocks added per round at most (the most violated first); also the size of the
         ``"correlation"`` seed.
     rows : int, default ``2d + 10``
@@ -413,7 +433,7 @@ def solve_working_set(
     X, Y, M, gates = data.X, data.Y, data.M, data.patterns.gates
     n, d = X.shape
     P, c = data.P, data.c
-    add = max(10, d) if add is None else int(add)
+    add = max(10, 2 * d) if add is None else int(add)
     rows = 2 * d + 10 if rows is None else int(rows)
     threshold = lam * (1.0 + 0.1 * options.tol)
     xnorm = np.maximum(np.linalg.norm(X, axis=1), np.finfo(np.float64).tiny)
@@ -438,14 +458,20 @@ def solve_working_set(
     scale = 0.5 * float(np.sum(Y * Y))
     W = np.zeros((0, d, c))
     Yhat = np.zeros_like(Y)
+    # While many blocks are still missing, a loose solve finds them as well as a tight one
+    # (with fewer interior-point iterations); once few are missing, and always before
+    # stopping, the working set is solved to full accuracy.
+    loose = rounds > 0
+    dropped: set[tuple[int, int]] = set()
     for rnd in range(rounds + 1):
-        W, Yhat, rec = _solve_reduced(X, Y, M, ws, lam, options, scale=scale)
+        loose = loose and rnd < rounds
+        W, Yhat, rec = _solve_reduced(X, Y, M, ws, lam, options, scale=scale, loose=loose)
         status = rec["status"]
         build_s += rec["build_s"]
         solve_s += rec["solve_s"]
         start = time.perf_counter()
         entry = {"round": rnd, "blocks": ws.K, "rows": int(sum(r.size for r in ws.rows)) * c,
-                 "iterations": rec["iterations"], "ipm_s": rec["solve_s"]}
+                 "iterations": rec["iterations"], "ipm_s": rec["solve_s"], "loose": loose}
         info["history"].append(entry)
         norms = group_norms(W)
         top = float(norms.max(initial=0.0))
@@ -461,31 +487,55 @@ def solve_working_set(
             in_ws[int(sgn)][i] = True
         found, nnls = [], 0
         values = {}
+        cut = lam * (1.0 + 1e-3) if loose else threshold  # a loose z is known to ~1e-3
         for sgn, mult in ((1, alpha), (-1, beta)):
-            vals, exact, _, count = screen_values(X, M, sgn * C, threshold, alpha=mult,
-                                                  exclude=in_ws[sgn], want=add, limit=4 * add)
+            vals, exact, _, count = screen_values(X, M, sgn * C, cut, alpha=mult,
+                                                  exclude=in_ws[sgn], want=add, limit=2 * add)
             nnls += count
             values[sgn] = vals
             found += [(float(vals[i]), int(i), sgn) for i in
-                      np.nonzero(exact & (vals > threshold) & ~in_ws[sgn])[0]]
+                      np.nonzero(exact & (vals > cut) & ~in_ws[sgn])[0]]
         found.sort(reverse=True)
         new_blocks = found[:add]
         entry.update({"nnls": nnls, "violating": len(found), "added_blocks": len(new_blocks),
                       "added_rows": int(sum(r.size for r in new_rows)) * c,
                       "max_violation": max(0.0, found[0][0] / lam - 1.0) if found else 0.0})
-        check_s += time.perf_counter() - start
+        if loose and len(found) < add:
+            loose = False  # few blocks missing: the next solve may be the last
+            if not new_blocks and entry["added_rows"] == 0:
+                check_s += time.perf_counter() - start
+                continue  # same working set, solved again to full accuracy
         if not new_blocks and entry["added_rows"] == 0:
             converged = True
+            check_s += time.perf_counter() - start
             break
+        if not new_blocks and not entry["loose"]:
+            # only rows are violated: projecting the blocks onto their cones may already
+            # give a point certified over all patterns, which saves the re-solve
+            V, U = _assemble(X, M, ws, W, P, repair=True)
+            cert, _ = relu_certificate(X, Y, M, V, U, lam, tolerance=options.tol,
+                                       multipliers={"alpha": alpha, "beta": beta})
+            entry["projected_gap"] = cert.relative_gap
+            if cert.certified:
+                converged = True
+                entry["stopped"] = "projection certified"
+                check_s += time.perf_counter() - start
+                break
+        check_s += time.perf_counter() - start
         if rnd == rounds:
             break
-        # grow: rows of current blocks, then drop blocks that are zero and clearly slack
-        # (they come back if violated again), then add the new blocks.
+        # grow: rows of current blocks; drop the blocks the solve left at zero (a block
+        # comes back if violated again, and then stays, so the loop cannot cycle); add
+        # the new blocks. Keeping K near the active count matters: each interior-point
+        # iteration factors a dense (K·d·c)² matrix.
         for b, extra in enumerate(new_rows):
             if extra.size:
                 ws.rows[b] = np.union1d(ws.rows[b], extra)
-        slack = np.array([values[int(s)][i] for i, s in zip(ws.pat, ws.sgn, strict=True)])
-        keep = np.nonzero((norms > 1e-6 * top) | (slack >= 0.9 * lam))[0]
+        again = np.array([key in dropped for key in zip(ws.pat.tolist(), ws.sgn.tolist(),
+                                                        strict=True)], dtype=bool)
+        keep = np.nonzero((norms > 1e-6 * top) | again)[0]
+        dropped.update(zip(ws.pat[~np.isin(np.arange(ws.K), keep)].tolist(),
+                           ws.sgn[~np.isin(np.arange(ws.K), keep)].tolist(), strict=True))
         entry["dropped_blocks"] = int(ws.K - keep.size)
         ws.keep(keep)
         for _, i, sgn in new_blocks:
@@ -493,14 +543,7 @@ def solve_working_set(
             ws.add(i, sgn, _initial_rows(X, M, gates, i, direction, xnorm, rows))
 
     start = time.perf_counter()
-    V = np.zeros((P, d, c))
-    U = np.zeros((P, d, c))
-    V[ws.pat[ws.sgn > 0]] = W[ws.sgn > 0]
-    U[ws.pat[ws.sgn < 0]] = W[ws.sgn < 0]
-    if repair:
-        live = np.unique(ws.pat)
-        V = project_to_cones(X, M, V, only=live)[0]
-        U = project_to_cones(X, M, U, only=live)[0]
+    V, U = _assemble(X, M, ws, W, P, repair=repair)
     R = Y - Yhat
     check_s += time.perf_counter() - start
     last = info["history"][-1]
@@ -513,13 +556,6 @@ def solve_working_set(
         "ipm_iterations": int(sum(h["iterations"] for h in info["history"])),
         "check_s": check_s,
     })
-    if not converged:
-        warnings.warn(
-            f"the working set did not converge in {rounds} rounds (still "
-            f"{last['violating']} violating blocks, {last['added_rows']} violated rows); the "
-            "certificate over all patterns decides. Raise working_set_rounds.",
-            RuntimeWarning, stacklevel=4,
-        )
     return WorkingSetResult(
         weights={"V": V, "U": U},
         dual={"z": R, "alpha": alpha, "beta": beta},
@@ -530,9 +566,3 @@ def solve_working_set(
         solve_s=solve_s + check_s,
         converged=converged,
     )
-
-
-def working_set_summary(info: Mapping[str, Any]) -> str:
-    """One line: rounds, blocks, rows kept versus the full program."""
-    return (f"working set: {info['rounds']} rounds, {info['blocks']} blocks, "
-            f"{info['rows']} of {info['full_rows']} cone rows")
