@@ -119,20 +119,24 @@ def test_screen_never_skips_a_violating_pattern(seed):
     exact = exact_support(X, M, C)
     lam = float(np.quantile(exact, 0.7))  # about 30% of the patterns violate
     warm = rng.random((M.shape[1], n, c)) * (rng.random((M.shape[1], n, c)) < 0.05)
-    for alpha, want in ((None, None), (warm.copy(), None), (None, 3)):
-        values, is_exact, mult, _ = screen_values(X, M, C, lam, alpha=alpha, want=want)
+    violating = exact > lam * (1 + 1e-9)
+    for alpha, want, limit in ((None, None, None), (warm.copy(), None, None), (None, 3, None),
+                               (warm.copy(), 3, 16)):
+        values, is_exact, mult, _ = screen_values(X, M, C, lam, alpha=alpha, want=want,
+                                                  limit=limit)
         assert np.all(values >= exact - 1e-9 * lam)  # every value is an upper bound ...
         attained = group_norms(C + np.einsum("nd,pnc->pdc", X, signs(M).T[:, :, None] * mult))
         assert np.allclose(attained, values, rtol=1e-10, atol=1e-12)  # ... attained by α ≥ 0
         assert mult.min() >= 0
         assert np.allclose(values[is_exact], exact[is_exact], rtol=1e-9, atol=1e-12)
-        violating = exact > lam * (1 + 1e-9)
         if want is None:  # every violating pattern is found and evaluated exactly
             assert np.all(is_exact[violating])
-        else:  # the `want` largest values are exact
+        elif limit is None:  # the `want` largest values are exact
             top = np.argsort(-exact)[:want]
             assert np.all(is_exact[top])
             assert np.allclose(values[top], exact[top], rtol=1e-9)
+        else:  # violations exist, so at least `want` are reported exactly
+            assert np.sum(is_exact & (values > lam)) >= min(want, violating.sum())
 
 
 def test_projection_satisfies_kkt_conditions():
@@ -245,3 +249,21 @@ def test_fast_inside_the_augment_loop():
                    lam=full.lam, method="fast", augment=True)
     assert sol.certified and sol.certificate.scope == "all" and sol.method == "fast"
     assert sol.objective == pytest.approx(full.objective, rel=1e-6)
+
+
+def test_zero_targets_and_huge_lambda():
+    ds = cn.planted_relu(40, 3, seed=2)
+    zero = cn.solve("relu", ds.X, np.zeros(40), patterns=15, lam=1.0, method="fast")
+    assert zero.certified and zero.objective == 0.0
+    assert not zero.weights["V"].any() and not zero.weights["U"].any()
+    big = cn.solve("relu", ds.X, ds.y, patterns=15, lam=1e6, method="fast")
+    assert big.certified
+    assert big.objective == pytest.approx(0.5 * np.sum(ds.y ** 2), rel=1e-6)
+
+
+def test_saved_fast_solution_verifies(tmp_path):
+    ds = cn.planted_relu(80, 4, seed=9)
+    sol = cn.solve("relu", ds.X, ds.y, patterns=40, lam_ratio=0.05, method="fast")
+    out = cn.save(sol, tmp_path / "fast", (ds.X, ds.y))
+    result = cn.verify(out, (ds.X, ds.y))
+    assert result.valid
