@@ -71,6 +71,9 @@ the smallest λ at which v = u = 0 is optimal (≤ the gated λ_max).
 Network: v_i → neuron (v_i/√||v_i||, +√||v_i||), u_i → (u_i/√||u_i||, −√||u_i||); its
 training objective equals p_R up to the cone violation. With ALL patterns
 (patterns="all", or augment=True) the optimum is the global optimum of training.
+method="fast" solves the same program on a working set of blocks and cone rows,
+adding the violated ones (every block's dual constraint is checked in numpy), and
+certifies the result over all patterns with the same certificate.
 """
 
 
@@ -452,6 +455,8 @@ class ReLU(Formulation):
         working_set_rounds, working_set_add, working_set_rows : int
             ``"fast"`` only: re-solves allowed (default 50), blocks added per round
             (default ``max(10, 2d)``) and cone rows kept per new block (default ``2d + 10``).
+            With ``augment`` the re-solves of the augment loop use ``"fast"`` with these
+            at their defaults.
         """
         if kwargs:
             raise TypeError(f"unexpected options for relu: {sorted(kwargs)}")
