@@ -37,6 +37,7 @@ solvers get the same problem through cvxpy.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -48,7 +49,7 @@ import scipy.sparse as sp
 from ..cones import project_to_cones, screen_values, signs
 from ..errors import InvalidInputError
 from ..ops import adjoint, group_norms
-from ..solvers import _tolerance_options, map_status, run_problem
+from ..solvers import InaccurateSolutionWarning, _tolerance_options, map_status, run_problem
 from .base import ProblemData, SolveOptions
 from .relu import relu_certificate
 
@@ -263,13 +264,17 @@ def _solve_reduced(X: np.ndarray, Y: np.ndarray, M: np.ndarray, ws: _WorkingSet,
     Q = A.T @ Y  # (Kd, c)
     G = _row_matrix(X, M, ws, c)
     built = time.perf_counter()
-    if options.solver == "CLARABEL":
-        W, status, iters = _solve_clarabel(H, Q, G, K, d, c, lam, options,
-                                           offset=0.5 * float(np.sum(Y * Y)), scale=scale,
-                                           loose=loose)
-    else:
-        W, status, iters = _solve_cvxpy(H, Q, G, K, d, c, lam,
-                                        replace(options, tol=1e-3) if loose else options)
+    with warnings.catch_warnings():
+        # an inaccurate intermediate solve only steers the loop; the status is recorded
+        # and the warning repeated for the final solve (see solve_working_set)
+        warnings.simplefilter("ignore", InaccurateSolutionWarning)
+        if options.solver == "CLARABEL":
+            W, status, iters = _solve_clarabel(H, Q, G, K, d, c, lam, options,
+                                               offset=0.5 * float(np.sum(Y * Y)), scale=scale,
+                                               loose=loose)
+        else:
+            W, status, iters = _solve_cvxpy(H, Q, G, K, d, c, lam,
+                                            replace(options, tol=1e-3) if loose else options)
     done = time.perf_counter()
     Yhat = A @ W.reshape(K * d, c)
     return W, Yhat, {"status": status, "iterations": iters, "build_s": built - start,
@@ -477,7 +482,8 @@ def solve_working_set(
         solve_s += rec["solve_s"]
         start = time.perf_counter()
         entry = {"round": rnd, "blocks": ws.K, "rows": int(sum(r.size for r in ws.rows)) * c,
-                 "iterations": rec["iterations"], "ipm_s": rec["solve_s"], "loose": loose}
+                 "iterations": rec["iterations"], "ipm_s": rec["solve_s"], "loose": loose,
+                 "status": status}
         info["history"].append(entry)
         norms = group_norms(W)
         top = float(norms.max(initial=0.0))
@@ -562,6 +568,8 @@ def solve_working_set(
         "ipm_iterations": int(sum(h["iterations"] for h in info["history"])),
         "check_s": check_s,
     })
+    if status == cp.OPTIMAL_INACCURATE:
+        map_status(status, options.solver)  # the project's one warning for this status
     return WorkingSetResult(
         weights={"V": V, "U": U},
         dual={"z": R, "alpha": alpha, "beta": beta},
