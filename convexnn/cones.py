@@ -32,7 +32,7 @@ from scipy.optimize import lsq_linear, nnls
 from .ops import group_norms
 
 __all__ = ["signs", "cone_gaps", "cone_violation", "project_to_cones", "support_values",
-           "dual_norms"]
+           "screen_values", "dual_norms"]
 
 
 def signs(M: np.ndarray) -> np.ndarray:
@@ -71,6 +71,7 @@ def project_to_cones(
     W: np.ndarray,
     *,
     only: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Column-wise Euclidean projection of every block ``W_i`` onto ``K_i``.
 
@@ -83,6 +84,9 @@ def project_to_cones(
     W : (P, d, c) blocks
     only : optional bool (P,) or index array
         Project only these blocks; the others are returned unchanged with ``a = 0``.
+    start : optional (P, n, c)
+        Multipliers of a nearby problem: their support seeds the rows of the
+        constraint generation (a speed hint; the result is the same).
 
     Returns
     -------
@@ -100,12 +104,61 @@ def project_to_cones(
         mask = np.zeros(P, dtype=bool)
         mask[np.asarray(only)] = True
         todo &= mask[:, None]
-    for i, k in zip(*np.nonzero(todo), strict=True):
-        B = (X * S[:, i:i + 1]).T  # (d, n): columns s_k x_k
-        a = _nnls(B, W[i, :, k])
-        alpha[i, :, k] = a
-        Pi[i, :, k] = W[i, :, k] + B @ a
+    scale = np.maximum(np.linalg.norm(X, axis=1), np.finfo(np.float64).tiny)
+    for i in np.nonzero(todo.any(axis=1))[0]:
+        G = X * S[:, i:i + 1]  # (n, d): rows s_k x_k^T
+        for k in np.nonzero(todo[i])[0]:
+            hint = None if start is None else np.nonzero(start[i, :, k] > 0)[0]
+            a = _project_by_rows(G, scale, W[i, :, k], hint)
+            alpha[i, :, k] = a
+            Pi[i, :, k] = W[i, :, k] + G.T @ a
     return Pi, alpha
+
+
+def _smallest(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` smallest entries (unordered)."""
+    if count >= values.size:
+        return np.arange(values.size)
+    return np.argpartition(values, count)[:count]
+
+
+def _project_by_rows(G: np.ndarray, scale: np.ndarray, w: np.ndarray,
+                     hint: np.ndarray | None = None, *, rounds: int = 30) -> np.ndarray:
+    """``argmin_{a ≥ 0} ||w + G^T a||`` (the multipliers of ``Π_K(w)``, ``K = {u : G u ≥ 0}``).
+
+    Constraint generation: the NNLS is solved on a few rows of ``G`` (``hint`` and the
+    rows ``w`` violates most), and rows the projection still violates are added until
+    none does. Then the restricted multipliers, padded with zeros, satisfy the
+    optimality conditions of the full problem — ``a ≥ 0``, ``G Π ≥ 0`` with
+    ``Π = w + G^T a``, ``a^T G Π = 0`` — so the answer is the exact projection. A cone
+    in R^d has few facets near any point, so the restricted problems stay small (tens
+    of rows instead of n); after ``rounds`` additions the full NNLS is solved instead.
+    ``scale`` holds the row norms of ``G``.
+    """
+    n, d = G.shape
+    a = np.zeros(n)
+    margin = (G @ w) / scale  # signed distances of w to the hyperplanes
+    first = _smallest(margin, 2 * d)
+    rows = first[margin[first] < 0]
+    if rows.size == 0:
+        return a
+    if hint is not None and hint.size:
+        rows = np.union1d(rows, hint)
+    grow = max(d, 8)
+    for _ in range(rounds):
+        B = G[rows].T
+        sub = _nnls(B, w)
+        pi = w + B @ sub
+        margin = (G @ pi) / scale
+        # rounding-level violations do not count: Π = w + G^T a is computed with
+        # cancellation, so its error is ~ eps·||w|| (and Π may be 0: w in the polar cone)
+        limit = -1e-12 * float(np.linalg.norm(w)) - 1e-10 * float(np.linalg.norm(pi))
+        bad = np.nonzero(margin < limit)[0]
+        if bad.size == 0:
+            a[rows] = sub
+            return a
+        rows = np.union1d(rows, bad[_smallest(margin[bad], grow)])
+    return _nnls(G.T, w)
 
 
 def _nnls(B: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -160,6 +213,155 @@ def dual_norms(X: np.ndarray, M: np.ndarray, Z: np.ndarray, alpha: np.ndarray, b
     Mf = M.T.astype(np.float64)[:, :, None]  # (P, n, 1)
     S = signs(M).T[:, :, None]
     DZ = Mf * Z[None, :, :]
-    ga = np.einsum("nd,pnc->pdc", X, DZ + S * alpha, optimize=True)
-    gb = np.einsum("nd,pnc->pdc", X, -DZ + S * beta, optimize=True)
-    return group_norms(ga), group_norms(gb)
+    return group_norms(_xt_blocks(X, DZ + S * alpha)), group_norms(_xt_blocks(X, S * beta - DZ))
+
+
+def _xt_blocks(X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``X^T B_i`` for every block of B (P, n, c) → (P, d, c), as one GEMM."""
+    P, n, c = B.shape
+    out = X.T @ B.transpose(1, 0, 2).reshape(n, P * c)  # (d, P·c)
+    return out.reshape(X.shape[1], P, c).transpose(1, 0, 2)
+
+
+def _cone_bound(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``||C_i + X^T S_i α_i||_F`` for every pattern: an upper bound on the support value."""
+    return group_norms(C + _xt_blocks(X, signs(M).T[:, :, None] * alpha))
+
+
+def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float, *,
+                  alpha: np.ndarray | None = None, exclude: np.ndarray | None = None,
+                  want: int | None = None, limit: int | None = None, steps: int = 10
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Support values ``max_{||U||_F ≤ 1, S_i X U ≥ 0} ⟨C_i, U⟩`` where they can exceed
+    ``threshold``; cheap upper bounds elsewhere.
+
+    Every pattern first gets the bound ``min(||C_i||_F, ||C_i + X^T S_i α_i||_F)`` — the
+    support value is ``min_{α ≥ 0} ||C_i + X^T S_i α||_F``, so any ``α ≥ 0`` (e.g. the
+    multipliers of a nearby point) bounds it from above. Patterns whose bound exceeds
+    ``threshold`` then get ``steps`` greedy coordinate-descent steps on ``α`` (all at
+    once, vectorised), which lower the bound of most of them below the threshold at
+    the cost of a few GEMMs. Only patterns still above it and not in ``exclude`` are
+    evaluated exactly (NNLS, see :func:`project_to_cones`), in order of decreasing
+    bound. With ``want`` the evaluation stops once ``want`` exact values above the
+    threshold are known and every remaining bound is below the smallest of them: the
+    ``want`` largest are then exact.
+    With ``limit`` it also stops once ``want`` are known and ``limit`` patterns were
+    evaluated (the largest values among those evaluated, in order of their bounds).
+
+    Parameters
+    ----------
+    X : (n, d); M : (n, P) bool; C : (P, d, c)
+    threshold : float
+    alpha : (P, n, c) or None
+        Starting multipliers (≥ 0); updated in place and returned.
+    exclude : (P,) bool or None
+        Patterns never evaluated exactly (they keep their bound).
+    want, limit : int or None
+    steps : int, greedy steps before the exact evaluation (0: none)
+
+    Returns
+    -------
+    values : (P,) exact where ``exact`` is true, the upper bound elsewhere
+    exact : (P,) bool
+    alpha : (P, n, c) multipliers attaining them: ``||C_i + X^T S_i α_i||_F = values_i``
+    evaluated : int, the number of patterns evaluated exactly
+    """
+    P, d, c = C.shape
+    values = group_norms(C)
+    if alpha is None:
+        alpha = np.zeros((P, X.shape[0], c))
+    elif np.any(alpha):
+        warm = _cone_bound(X, M, C, alpha)
+        alpha[values <= warm] = 0.0  # the multipliers always attain the reported value
+        values = np.minimum(values, warm)
+    exact = np.zeros(P, dtype=bool)
+    todo = values > threshold
+    if exclude is not None:
+        todo[exclude] = False
+    chunk = max(16, want or 0)
+    found: list[float] = []
+    evaluated = 0
+
+    def evaluate(idx: np.ndarray) -> None:
+        nonlocal evaluated
+        Pi, a = project_to_cones(X, M[:, idx], C[idx], start=alpha[idx])
+        values[idx] = group_norms(Pi)
+        alpha[idx] = a
+        exact[idx] = True
+        todo[idx] = False
+        evaluated += idx.size
+        found.extend(values[idx][values[idx] > threshold].tolist())
+
+    def cutoff() -> float:
+        """Bounds at or below this cannot matter (the ``want``-th largest known value)."""
+        if want is None or len(found) < want:
+            return threshold
+        return max(threshold, sorted(found, reverse=True)[want - 1])
+
+    def by_bound() -> np.ndarray:
+        order = np.nonzero(todo)[0]
+        return order[np.argsort(-values[order], kind="stable")]
+
+    if want is not None and todo.any():
+        evaluate(by_bound()[:chunk])  # the largest first: their values sharpen the cut-off
+    if steps and todo.any():
+        idx = np.nonzero(todo)[0]
+        cut = cutoff()
+        values[idx] = _pursuit(X, M[:, idx], C[idx], alpha, idx, cut, steps)
+        todo[idx] = values[idx] > cut
+    order = by_bound()
+    for first in range(0, order.size, chunk):
+        if want is not None and len(found) >= want:
+            if values[order[first]] <= cutoff():
+                break
+            if limit is not None and evaluated >= limit:
+                break
+        evaluate(order[first:first + chunk])
+    return values, exact, alpha, evaluated
+
+
+def _pursuit(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray, idx: np.ndarray,
+             threshold: float, steps: int) -> np.ndarray:
+    """Greedy coordinate steps on ``min_{α ≥ 0} ||C_i + X^T S_i α_i||_F`` for the patterns
+    ``idx`` (``M``, ``C`` already restricted to them), all at once.
+
+    Each step raises, in every column of a pattern still above the threshold, the
+    coordinate ``k`` with the most negative normalised gradient ``s_k x_k^T r / ||x_k||``
+    by its exact line-minimising amount (non-negative matching pursuit) — one GEMM
+    ``S ∘ (X R)`` for all columns. ``alpha[idx]`` is updated; returns the attained
+    norms ``||C_i + X^T S_i α_i||_F``.
+    """
+    p, d, c = C.shape
+    n = X.shape[0]
+    xn2 = np.maximum(np.einsum("nd,nd->n", X, X), np.finfo(np.float64).tiny)
+    inv = (1.0 / np.sqrt(xn2))[:, None]
+    S = np.repeat(signs(M), c, axis=1)  # (n, Q): column q = (pattern q // c, output q % c)
+    A = np.ascontiguousarray(alpha[idx].transpose(1, 0, 2).reshape(n, p * c))
+    R = C.transpose(1, 0, 2).reshape(d, p * c) + X.T @ (S * A)
+    owner = np.repeat(np.arange(p), c)
+    sq = np.einsum("dq,dq->q", R, R)
+
+    def alive(cols: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, sq, minlength=p)[owner[cols]] > threshold ** 2
+
+    cols = np.nonzero(alive(np.arange(p * c)))[0]  # live columns, worked on compactly
+    Rl, Al, Sl = R[:, cols], A[:, cols], S[:, cols]
+    for _ in range(steps):
+        if cols.size == 0:
+            break
+        G = X @ Rl
+        G *= Sl  # gradient of ½||r||² in α, per column
+        G *= inv  # normalised: the best single-coordinate decrease is (G_k / ||x_k||)²
+        k = np.argmin(G, axis=0)
+        j = np.arange(cols.size)
+        step = np.maximum(-G[k, j], 0.0) * inv[k, 0]  # = max(−s_k x_k^T r, 0) / ||x_k||²
+        Al[k, j] += step
+        Rl += X[k].T * (Sl[k, j] * step)
+        sq[cols] = np.einsum("dq,dq->q", Rl, Rl)
+        keep = alive(cols)
+        if not keep.all():
+            A[:, cols[~keep]], R[:, cols[~keep]] = Al[:, ~keep], Rl[:, ~keep]
+            cols, Rl, Al, Sl = cols[keep], Rl[:, keep], Al[:, keep], Sl[:, keep]
+    A[:, cols] = Al
+    alpha[idx] = A.reshape(n, p, c).transpose(1, 0, 2)
+    return np.sqrt(np.bincount(owner, sq, minlength=p))
