@@ -31,7 +31,7 @@ from .formulations import Formulation, ProblemData, SolveOptions, get_formulatio
 from .group_lasso import GroupLassoOperator
 from .patterns import Patterns
 from .solution import Solution
-from .solve import _positive
+from .solve import _positive, reg_scale
 from .solvers import resolve_solver
 
 __all__ = ["SolutionPath", "solve_path", "PATH_SOLVERS", "DEFAULT_PATH_RATIOS"]
@@ -148,11 +148,7 @@ def _regs(form: Formulation, data: ProblemData, lams: Any, lam_ratios: Any) -> n
         _positive(float(v), label)
     if lams is not None:
         return vals
-    top = form.reg_max(data)
-    if top <= 0:
-        raise InvalidInputError(f"{name}_max is 0 (y is orthogonal to every pattern): give "
-                                f"{name}s explicitly.")
-    return vals * top
+    return vals * reg_scale(form, data)
 
 
 def solve_path(

@@ -76,12 +76,11 @@ from tqdm.auto import tqdm
 
 from .certificate import Certificate, gated_relu_certificate
 from .errors import InvalidInputError
-from .formulations.base import Formulation, ProblemData, SolveOptions, prepare
-from .formulations.gated_relu import GatedReLU, _blas_threads
+from .formulations.base import ProblemData, SolveOptions, prepare
+from .formulations.gated_relu import GatedReLU, GroupLassoFormulation, _blas_threads
 from .formulations.mkl import mkl_certificate
 from .formulations.ntk import ntk_weights
 from .group_lasso import GroupLassoOperator
-from .networks import GatedReLUNetwork
 from .ops import adjoint, forward, group_norms
 from .patterns import Patterns
 from .solution import Solution
@@ -792,7 +791,7 @@ def reweight(
                          threads=threads)
 
 
-class Reweight(Formulation):
+class Reweight(GroupLassoFormulation):
     """The gated-ReLU group lasso at ``λ`` solved by iterative reweighting (numpy only).
 
     ``convexnn.solve("reweight", X, y, lam=…)`` runs :func:`reweight` in λ mode and
@@ -806,31 +805,9 @@ class Reweight(Formulation):
     methods = ("reweight",)
     math = __doc__ or ""
 
-    def reg_max(self, data: ProblemData) -> float:
-        """``λ_max = max_i ||Xᵀ D_i Y||_F``."""
-        return float(group_norms(adjoint(data.X, data.M, data.Y)).max())
-
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
-                dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
-                ) -> tuple[Certificate, dict[str, np.ndarray]]:
-        duals = [dual["z"]] if dual is not None and "z" in dual else []
-        cert, Z = gated_relu_certificate(
-            data.X, data.Y, data.M, weights["W"], reg, tolerance=tol,
-            scope=data.patterns.scope, duals=duals, formulation=self.name,
-        )
-        return cert, {"z": Z}
-
-    def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> GatedReLUNetwork:
-        return GatedReLUNetwork.from_weights(
-            weights["W"], data.patterns.gates, bias=data.bias, single_output=data.single_output
-        )
-
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
               ) -> Solution:
-        allowed = {"start", "max_iter", "callback", "finish", "threads"}
-        if set(kwargs) - allowed:
-            raise TypeError(f"unexpected options for reweight: {sorted(set(kwargs) - allowed)};"
-                            f" allowed: {sorted(allowed)}")
+        self.reject_options(kwargs, ("start", "max_iter", "callback", "finish", "threads"))
         return reweight_data(data, lam=reg, tol=options.tol, progress=options.progress,
                              solver=options.solver, **kwargs).solution
 

@@ -32,13 +32,18 @@ def resolve_reg(formulation, data, lam: float | None, lam_ratio: float | None) -
     if lam is not None:
         return _positive(lam, formulation.reg_name)
     ratio = _positive(0.1 if lam_ratio is None else lam_ratio, f"{formulation.reg_name}_ratio")
+    return ratio * reg_scale(formulation, data)
+
+
+def reg_scale(formulation, data) -> float:
+    """``reg_max(data)``, the unit of ``lam_ratio``; refuses a zero scale with the fix."""
     top = formulation.reg_max(data)
     if top <= 0:
         raise InvalidInputError(
             f"{formulation.reg_name}_max is 0 (y is orthogonal to every pattern): give "
             f"{formulation.reg_name} explicitly."
         )
-    return ratio * top
+    return top
 
 
 def solve(

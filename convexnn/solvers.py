@@ -57,6 +57,12 @@ class SolverRun:
     seconds: float
     iterations: int | None
     solver_objective: float | None
+    compile_s: float = 0.0
+
+    @property
+    def solve_s(self) -> float:
+        """Seconds in the solver itself (``seconds`` minus cvxpy's compilation)."""
+        return max(self.seconds - self.compile_s, 0.0)
 
 
 def available_solvers() -> list[str]:
@@ -207,4 +213,5 @@ def run_problem(
         seconds=seconds,
         iterations=getattr(stats, "num_iters", None),
         solver_objective=None if problem.value is None else float(problem.value),
+        compile_s=float(getattr(problem, "compilation_time", 0.0) or 0.0),
     )

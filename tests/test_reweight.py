@@ -115,7 +115,7 @@ def test_solve_reweight_is_a_certified_gated_solution():
     data = prepare(ds.X, ds.y, **kw)
     cert, _ = cn.REGISTRY["reweight"].certify(data, sol.reg, sol.weights, sol.dual)
     assert cert.certified and cert.objective == pytest.approx(sol.objective, rel=1e-14)
-    with pytest.raises(TypeError, match="allowed"):
+    with pytest.raises(cn.InvalidInputError, match="allowed"):
         cn.solve("reweight", ds.X, ds.y, lam_ratio=0.2, bogus=1, **kw)
 
 

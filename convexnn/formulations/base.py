@@ -26,11 +26,11 @@ import numpy as np
 
 from ..certificate import Certificate
 from ..data import add_bias, data_sha256, validate_xy
-from ..errors import InvalidInputError
+from ..errors import ConvexNNError, InvalidInputError
 from ..patterns import Patterns, enumerate_patterns, sample_patterns
 from ..solution import Solution
 
-__all__ = ["ProblemData", "SolveOptions", "Formulation", "prepare"]
+__all__ = ["ProblemData", "SolveOptions", "Formulation", "prepare", "check_dpp"]
 
 #: Number of Gaussian gates drawn when ``patterns`` is not given.
 DEFAULT_PATTERN_COUNT = 100
@@ -131,6 +131,12 @@ def prepare(
     return ProblemData(Xb, Y, pats, bool(bias), single, sha)
 
 
+def check_dpp(problem: Any, what: str) -> None:
+    """Refuse a built cvxpy problem that is not DPP (λ, η must re-solve without re-compiling)."""
+    if not problem.is_dcp(dpp=True):
+        raise ConvexNNError(f"internal error: the {what} is not DPP; please report it.")
+
+
 @dataclass(frozen=True)
 class SolveOptions:
     """How to solve: solver (canonical cvxpy name), tolerance, method and extras."""
@@ -171,6 +177,16 @@ class Formulation(ABC):
     def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> Any:
         """The non-convex network encoded by ``weights`` (None when there is none)."""
         return None
+
+    def reject_options(self, given: Mapping[str, Any], allowed: Any = (),
+                       context: str = "") -> None:
+        """Raise :class:`InvalidInputError` naming options outside ``allowed``."""
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise InvalidInputError(
+                f"unexpected option(s) {unknown} for {self.name}{context}; "
+                f"allowed: {sorted(allowed) or 'none'}."
+            )
 
     def choose_method(self, data: ProblemData, method: str) -> str:
         """Resolve ``"auto"`` and check that ``method`` is offered."""

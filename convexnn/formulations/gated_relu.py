@@ -32,10 +32,11 @@ from ..networks import GatedReLUNetwork
 from ..ops import adjoint, design_matrix, group_norms
 from ..solution import Solution
 from ..solvers import InaccurateSolutionWarning, run_problem
-from .base import Formulation, ProblemData, SolveOptions
+from .base import Formulation, ProblemData, SolveOptions, check_dpp
 
 __all__ = [
     "GatedReLU",
+    "GroupLassoFormulation",
     "GatedReLUProgram",
     "GatedReLUDual",
     "build_primal",
@@ -62,11 +63,6 @@ z = r · min(1, λ / max_i ||Xᵀ D_i r||) is dual feasible; gap = p(W) − d(z)
 Network from W: each w_i ≠ 0 gives a neuron (gate g_i, u = w_i/√||w_i||, a = √||w_i||),
 and its training objective equals the convex objective exactly.
 """
-
-
-def _check_dpp(problem: cp.Problem, what: str) -> None:
-    if not problem.is_dcp(dpp=True):
-        raise ConvexNNError(f"internal error: the {what} is not DPP; please report it.")
 
 
 @dataclass
@@ -122,7 +118,7 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUProgra
     fit = sum(cp.sum_squares(e - Y[:, k]) for k, e in
               enumerate(_per_output_blocks(A, W, d, P, c, transpose=False)))
     problem = cp.Problem(cp.Minimize(0.5 * fit + lam * cp.sum(cp.norm(W, 2, axis=0))))
-    _check_dpp(problem, "gated-ReLU primal")
+    check_dpp(problem, "gated-ReLU primal")
     return GatedReLUProgram(problem, lam, W, P, d, c)
 
 
@@ -138,7 +134,7 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUDual:
         cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)),
         [cp.norm(G, 2, axis=0) <= lam],
     )
-    _check_dpp(problem, "gated-ReLU dual")
+    check_dpp(problem, "gated-ReLU dual")
     return GatedReLUDual(problem, lam, Z)
 
 
@@ -166,7 +162,34 @@ _FAST_OPTIONS = ("init", "max_iter", "polish", "working_set", "threads", "memory
 _IPM_OPTIONS = ("memory_limit",)
 
 
-class GatedReLU(Formulation):
+class GroupLassoFormulation(Formulation):
+    """Formulations whose weights are the group-lasso blocks ``W`` (P, d, c) of SPEC §1.
+
+    They share ``λ_max``, the numpy certificate of the group lasso and the gated-ReLU
+    network the blocks encode; subclasses differ in how they reach the optimum.
+    """
+
+    def reg_max(self, data: ProblemData) -> float:
+        """``λ_max = max_i ||X^T D_i Y||_F``."""
+        return float(group_norms(adjoint(data.X, data.M, data.Y)).max())
+
+    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+                dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
+                ) -> tuple[Certificate, dict[str, np.ndarray]]:
+        duals = [dual["z"]] if dual is not None and "z" in dual else []
+        cert, Z = gated_relu_certificate(
+            data.X, data.Y, data.M, weights["W"], reg, tolerance=tol,
+            scope=data.patterns.scope, duals=duals, formulation=self.name,
+        )
+        return cert, {"z": Z}
+
+    def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> GatedReLUNetwork:
+        return GatedReLUNetwork.from_weights(
+            weights["W"], data.patterns.gates, bias=data.bias, single_output=data.single_output
+        )
+
+
+class GatedReLU(GroupLassoFormulation):
     """Group lasso of SPEC §1 (gated-ReLU networks).
 
     Methods: ``"ipm"`` builds the declarative cvxpy program and solves it with an
@@ -191,31 +214,12 @@ class GatedReLU(Formulation):
     methods = ("ipm", "fast")
     math = MATH
 
-    def reg_max(self, data: ProblemData) -> float:
-        """``λ_max = max_i ||X^T D_i Y||_F``."""
-        return float(group_norms(adjoint(data.X, data.M, data.Y)).max())
-
     def choose_method(self, data: ProblemData, method: str) -> str:
         """``"auto"``: ``"ipm"`` for ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE``, else ``"fast"``."""
         if method == "auto":
             size = data.n * data.d * data.P * data.c
             return "ipm" if size <= AUTO_IPM_MAX_SIZE else "fast"
         return super().choose_method(data, method)
-
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
-                dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
-                ) -> tuple[Certificate, dict[str, np.ndarray]]:
-        duals = [dual["z"]] if dual is not None and "z" in dual else []
-        cert, Z = gated_relu_certificate(
-            data.X, data.Y, data.M, weights["W"], reg, tolerance=tol,
-            scope=data.patterns.scope, duals=duals, formulation=self.name,
-        )
-        return cert, {"z": Z}
-
-    def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> GatedReLUNetwork:
-        return GatedReLUNetwork.from_weights(
-            weights["W"], data.patterns.gates, bias=data.bias, single_output=data.single_output
-        )
 
     def check_memory(self, data: ProblemData, method: str, limit: Any = None) -> None:
         """Raise ProblemTooLargeError when ``method`` would not fit (see ``memory_estimates``)."""
@@ -229,14 +233,9 @@ class GatedReLU(Formulation):
     def check_options(self, method: str, kwargs: Mapping[str, Any]) -> None:
         """Refuse options the method does not take (naming the allowed ones)."""
         allowed = _FAST_OPTIONS if method == "fast" else _IPM_OPTIONS
-        unknown = sorted(set(kwargs) - set(allowed))
-        if unknown:
-            raise InvalidInputError(
-                f"unexpected option(s) {unknown} for gated_relu with method={method!r}; "
-                f"allowed: {list(allowed)}"
-                + (" (init, max_iter, polish, working_set and threads belong to "
-                   "method='fast')." if method != "fast" else ".")
-            )
+        hint = "" if method == "fast" else " (init, max_iter, polish, working_set and threads " \
+            "belong to method='fast')"
+        self.reject_options(kwargs, allowed, context=f" with method={method!r}{hint}")
 
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
               ) -> Solution:
@@ -257,11 +256,10 @@ class GatedReLU(Formulation):
         build_s = time.perf_counter() - start
         run = run_problem(program.problem, options.solver, tol=options.tol,
                           verbose=options.verbose, options=dict(options.solver_options))
-        compile_s = float(getattr(program.problem, "compilation_time", 0.0) or 0.0)
         return self.make_solution(
             data, reg, {"W": program.weights()}, options,
             status=run.status, solver=run.solver, method="ipm",
-            build_s=build_s + compile_s, solve_s=max(run.seconds - compile_s, 0.0),
+            build_s=build_s + run.compile_s, solve_s=run.solve_s,
             info={"iterations": run.iterations, "solver_objective": run.solver_objective},
         )
 

@@ -32,12 +32,11 @@ import scipy.linalg as sla
 
 from ..certificate import DEFAULT_TOLERANCE, Certificate, make_certificate
 from ..errors import ConvexNNError, InvalidInputError
-from ..networks import GatedReLUNetwork
 from ..ops import adjoint, design_matrix, forward, group_norms, masked_gram
 from ..solution import Solution
 from ..solvers import run_problem
-from .base import Formulation, ProblemData, SolveOptions
-from .gated_relu import _check_dpp, _per_output_blocks
+from .base import ProblemData, SolveOptions, check_dpp
+from .gated_relu import GroupLassoFormulation, _per_output_blocks
 
 __all__ = [
     "MKL",
@@ -359,7 +358,7 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> MKLProgram:
         cp.Minimize(0.5 * _fit(A, W, Y, d, P) + 0.5 * mu * cp.sum(t)),
         [cone, cp.sum(eta) == 1],
     )
-    _check_dpp(problem, "MKL primal")
+    check_dpp(problem, "MKL primal")
     return MKLProgram(problem, mu, W, eta, P, d, c)
 
 
@@ -399,7 +398,7 @@ def build_kernel_ridge(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> KernelRid
     V = cp.Variable((d * c, P), name="V")
     W = cp.multiply(V, cp.reshape(root_eta, (1, P), order="F"))
     problem = cp.Problem(cp.Minimize(0.5 * _fit(A, W, Y, d, P) + 0.5 * mu * cp.sum_squares(V)))
-    _check_dpp(problem, "kernel ridge")
+    check_dpp(problem, "kernel ridge")
     return KernelRidgeProgram(problem, mu, root_eta, V, P, d, c)
 
 
@@ -427,7 +426,7 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> MKLDual:
                     - 0.5 * inv_mu * cp.square(s)),
         [cp.norm(G, 2, axis=0) <= s],
     )
-    _check_dpp(problem, "MKL dual")
+    check_dpp(problem, "MKL dual")
     return MKLDual(problem, inv_mu, Z, s)
 
 
@@ -436,7 +435,7 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> MKLDual:
 # ---------------------------------------------------------------------------
 
 
-class MKL(Formulation):
+class MKL(GroupLassoFormulation):
     """Simplex MKL over the pattern kernels (SPEC §3); regularisation ``μ``.
 
     ``reg_max`` is the kernel scale ``||X||₂²`` (``mu_ratio`` is relative to it): no
@@ -463,11 +462,6 @@ class MKL(Formulation):
         )
         return cert, {"z": Z}
 
-    def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> GatedReLUNetwork:
-        return GatedReLUNetwork.from_weights(
-            weights["W"], data.patterns.gates, bias=data.bias, single_output=data.single_output
-        )
-
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
               ) -> Solution:
         if options.method == "reweight":
@@ -481,8 +475,7 @@ class MKL(Formulation):
                 build_s=0.0, solve_s=result.seconds, dual={"z": result.dual},
                 info={"iterations": result.iterations, "lam": result.lam},
             )
-        if kwargs:
-            raise TypeError(f"unexpected options for mkl (method ipm): {sorted(kwargs)}")
+        self.reject_options(kwargs, context=" with method='ipm'")
         start = time.perf_counter()
         program = build_primal(data.X, data.Y, data.M)
         program.mu.value = reg
@@ -492,11 +485,10 @@ class MKL(Formulation):
         if program.W.value is None or program.eta.value is None:
             raise ConvexNNError(f"{run.solver} returned no primal point for the MKL problem.")
         W = program.weights()
-        compile_s = float(getattr(program.problem, "compilation_time", 0.0) or 0.0)
         return self.make_solution(
             data, reg, {"W": W, "eta": np.asarray(program.eta.value, dtype=np.float64)},
             options, status=run.status, solver=run.solver, method="ipm",
-            build_s=build_s + compile_s, solve_s=max(run.seconds - compile_s, 0.0),
+            build_s=build_s + run.compile_s, solve_s=run.solve_s,
             info={"iterations": run.iterations, "solver_objective": run.solver_objective,
                   "lam": mu_to_lam(reg, W)},
         )

@@ -258,8 +258,7 @@ class NTK(Formulation):
 
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
               ) -> Solution:
-        if kwargs:
-            raise TypeError(f"unexpected options for ntk: {sorted(kwargs)}")
+        self.reject_options(kwargs)
         start = time.perf_counter()
         p = self.pattern_weights(data)
         if options.method == "ipm":
@@ -270,11 +269,10 @@ class NTK(Formulation):
                               verbose=options.verbose, options=dict(options.solver_options))
             if program.V.value is None:
                 raise ConvexNNError(f"{run.solver} returned no primal point for kernel ridge.")
-            compile_s = float(getattr(program.problem, "compilation_time", 0.0) or 0.0)
             return self.make_solution(
                 data, reg, {"W": program.weights(), "p": p}, options,
                 status=run.status, solver=run.solver, method="ipm",
-                build_s=build_s + compile_s, solve_s=max(run.seconds - compile_s, 0.0),
+                build_s=build_s + run.compile_s, solve_s=run.solve_s,
                 info={"iterations": run.iterations, "solver_objective": run.solver_objective},
             )
         build_s = time.perf_counter() - start

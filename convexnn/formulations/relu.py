@@ -37,7 +37,7 @@ from ..ops import adjoint, as_blocks, forward, group_norms
 from ..patterns import Patterns
 from ..solution import Solution
 from ..solvers import run_problem
-from .base import Formulation, ProblemData, SolveOptions
+from .base import Formulation, ProblemData, SolveOptions, check_dpp
 
 __all__ = [
     "ReLU",
@@ -75,11 +75,6 @@ method="fast" solves the same program on a working set of blocks and cone rows,
 adding the violated ones (every block's dual constraint is checked in numpy), and
 certifies the result over all patterns with the same certificate.
 """
-
-
-def _check_dpp(problem: cp.Problem, what: str) -> None:
-    if not problem.is_dcp(dpp=True):
-        raise ConvexNNError(f"internal error: the {what} is not DPP; please report it.")
 
 
 def _layout(M: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
@@ -189,7 +184,7 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> ReLUProgram:
         cp.Minimize(0.5 * cp.sum_squares(Yhat - Y) + lam * (cp.sum(norms[0]) + cp.sum(norms[1]))),
         [cone_v, cone_u],
     )
-    _check_dpp(problem, "ReLU primal")
+    check_dpp(problem, "ReLU primal")
     return ReLUProgram(problem, lam, V, U, cone_v, cone_u, n, d, P, c)
 
 
@@ -215,7 +210,7 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> ReLUDual:
     problem = cp.Problem(
         cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)), constraints
     )
-    _check_dpp(problem, "ReLU dual")
+    check_dpp(problem, "ReLU dual")
     return ReLUDual(problem, lam, Z, alpha, beta, P, c)
 
 
@@ -400,7 +395,6 @@ class ReLU(Formulation):
         build_s = time.perf_counter() - start
         run = run_problem(program.problem, options.solver, tol=options.tol,
                           verbose=options.verbose, options=dict(options.solver_options))
-        compile_s = float(getattr(program.problem, "compilation_time", 0.0) or 0.0)
         weights = program.weights()
         mult = program.multipliers()
         V, U = weights["V"], weights["U"]
@@ -419,7 +413,7 @@ class ReLU(Formulation):
             V, U = project_to_cones(data.X, data.M, V)[0], project_to_cones(data.X, data.M, U)[0]
             weights = {"V": V, "U": U}
         dual = {"z": R, **mult}
-        return weights, dual, info, run, build_s + compile_s, max(run.seconds - compile_s, 0.0)
+        return weights, dual, info, run, build_s + run.compile_s, run.solve_s
 
     def solve(self, data: ProblemData, reg: float, options: SolveOptions, *,
               augment: bool = False, candidates: Patterns | int | str | None = None,
@@ -458,11 +452,10 @@ class ReLU(Formulation):
             With ``augment`` the re-solves of the augment loop use ``"fast"`` with these
             at their defaults.
         """
-        if kwargs:
-            raise InvalidInputError(
-                f"unexpected option(s) {sorted(kwargs)} for relu; allowed: augment, candidates, "
-                "max_rounds, add_per_round, max_patterns, repair."
-            )
+        self.reject_options(kwargs, ("augment", "candidates", "max_rounds", "add_per_round",
+                                     "max_patterns", "repair", "warm_start",
+                                     "working_set_rounds", "working_set_add",
+                                     "working_set_rows"))
         if augment:
             from ..global_check import augment_loop, check_augment_options
 
