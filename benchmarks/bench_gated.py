@@ -34,7 +34,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,19 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from _common import fmt, parse_sizes, write_text  # noqa: E402
+
 import convexnn as cn  # noqa: E402
 
 DEFAULT_SIZES = "500x10x200,2000x20x500"
-
-
-def parse_sizes(text: str) -> list[tuple[int, int, int]]:
-    sizes = []
-    for item in text.split(","):
-        parts = item.lower().split("x")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise argparse.ArgumentTypeError(f"size {item!r} is not of the form NxDxP")
-        sizes.append(tuple(int(p) for p in parts))
-    return sizes
 
 
 def make_problem(n: int, d: int, P: int, seed: int):
@@ -151,18 +142,6 @@ def time_path(X, y, pats, method: str, args: argparse.Namespace):
                              tol=args.tol, method=method)
         times.append(time.perf_counter() - start)
     return times, path
-
-
-def fmt(x: float | None, spec: str = ".3f") -> str:
-    return "—" if x is None else format(x, spec)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".md")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['size']} | {r['method']} | {r['one']:.3f} | {r['path']:.3f} | "
                          f"{r['ratio']:.2f} | {r['certified']} | {r['worst_gap']:.2e} |")
     text = "\n".join(lines) + "\n"
-    write_atomic(args.out, text)
+    write_text(args.out, text)
     print()
     print(text)
     print(f"written to {args.out}")

@@ -32,7 +32,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,18 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from _common import fmt, parse_sizes, write_text  # noqa: E402
+
 import convexnn as cn  # noqa: E402
 from convexnn.formulations import prepare  # noqa: E402
-
-
-def parse_sizes(text: str) -> list[tuple[int, int, int]]:
-    sizes = []
-    for item in text.split(","):
-        parts = item.lower().split("x")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise argparse.ArgumentTypeError(f"size {item!r} is not of the form NxDxP")
-        sizes.append(tuple(int(p) for p in parts))
-    return sizes
 
 
 def loadavg() -> str:
@@ -111,18 +102,6 @@ def per_iteration_ms(X, y, pats, lam: float, threads: int | None, iters: int) ->
                       tol=1e-15, threads=threads)
     s = res.history["seconds"].to_numpy()
     return 1e3 * float(np.median(np.diff(s)))
-
-
-def fmt(x: float | None, spec: str = ".3f") -> str:
-    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".md")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def run_size(size, args) -> tuple[list[dict], dict]:
@@ -228,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         one, free = cost[1]["per"], cost[None]["per"]
         lines += ["", f"threads=None / threads=1 per iteration: {free / one:.1f}×", ""]
     lines += [f"Load average after: {loadavg()}.", ""]
-    write_atomic(args.out, "\n".join(lines))
+    write_text(args.out, "\n".join(lines))
     print(f"wrote {args.out}")
     return 0
 

@@ -151,7 +151,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _write_bytes(path: Path, payload: bytes) -> None:
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write a file atomically: a temporary file in the same directory, then os.replace."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -172,7 +172,7 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _write_bytes(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------
@@ -428,8 +428,8 @@ def write_result(solution: Any, directory: Path, data: DataLike, *, spec: Any = 
     arrays = solution_arrays(solution)
     _write_npz(directory / SOLUTION_FILE, arrays)
     text = json.dumps(record, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    _write_bytes(directory / CERTIFICATE_FILE, text.encode())
-    _write_bytes(directory / SUMMARY_FILE,
+    write_bytes_atomic(directory / CERTIFICATE_FILE, text.encode())
+    write_bytes_atomic(directory / SUMMARY_FILE,
                  summary_markdown(record, label or str(directory)).encode())
     return record
 

@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmark scripts (run them as scripts from a checkout)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from convexnn.export import write_bytes_atomic  # noqa: E402
+
+
+def parse_sizes(text: str) -> list[tuple[int, int, int]]:
+    """``"500x10x200,2000x20x500"`` → [(500, 10, 200), (2000, 20, 500)]."""
+    sizes = []
+    for item in text.split(","):
+        parts = item.lower().split("x")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"size {item!r} is not of the form NxDxP")
+        sizes.append(tuple(int(p) for p in parts))
+    return sizes
+
+
+def fmt(x: float | None, spec: str = ".3f") -> str:
+    """A number for a Markdown table; ``—`` when missing or not finite."""
+    if x is None or (isinstance(x, float) and x != x) or x in (float("inf"), float("-inf")):
+        return "—"
+    return format(x, spec)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a report atomically (never half a table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, text.encode())
