@@ -243,7 +243,7 @@ def test_interrupted_save_keeps_the_previous_result(tmp_path, monkeypatch, exc):
     cn.save(first, out, ds)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    real = export._write_bytes
+    real = export.write_bytes_atomic
     written = []
 
     def failing(path, payload):
@@ -252,13 +252,13 @@ def test_interrupted_save_keeps_the_previous_result(tmp_path, monkeypatch, exc):
         written.append(path.name)
         real(path, payload)
 
-    monkeypatch.setattr(export, "_write_bytes", failing)
+    monkeypatch.setattr(export, "write_bytes_atomic", failing)
     with pytest.raises(type(exc)):
         cn.save(second, out, ds)
     assert written == [export.SOLUTION_FILE, export.CERTIFICATE_FILE]  # it was mid-save
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _leftovers(tmp_path) == []
-    monkeypatch.setattr(export, "_write_bytes", real)
+    monkeypatch.setattr(export, "write_bytes_atomic", real)
     assert cn.verify(out, ds).valid
     assert json.loads((out / "certificate.json").read_text())["lam"] == first.lam
 
@@ -283,7 +283,7 @@ def test_interrupted_cli_solve_leaves_no_partial_result(tmp_path, capsys, monkey
     def boom(path, payload):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(export, "_write_bytes", boom)
+    monkeypatch.setattr(export, "write_bytes_atomic", boom)
     code, _, err = run(["solve", spec, "--out", tmp_path / "o"], capsys)
     assert code == 2 and "No space left" in err
     assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []
