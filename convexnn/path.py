@@ -110,9 +110,11 @@ def _gated_relu_path(form: Any, data: ProblemData, regs: np.ndarray, opts: Solve
     form.check_memory(data, opts.method, options.get("memory_limit"))
     start = time.perf_counter()
     if opts.method == "ipm":
+        from .formulations.base import ipm_scales, scaled_data
         from .formulations.gated_relu import build_primal
 
-        program = build_primal(data.X, data.Y, data.M)
+        scaled = scaled_data(data, *ipm_scales(data))  # what solve_ipm expects a program on
+        program = build_primal(scaled.X, scaled.Y, scaled.M)
         setup = time.perf_counter() - start
         sols = [form.solve_ipm(data, lam, opts, program=program) for lam in regs]
         return sols, {"setup_s": setup}

@@ -171,3 +171,28 @@ def test_built_problem_is_dpp_and_resolves_with_parameter(small):
         assert cert.relative_gap < 1e-6
         values.append(cert.objective)
     assert values[1] < values[0]  # smaller λ, smaller optimum
+
+
+@pytest.mark.parametrize("method", ["ipm", "fast"])
+@pytest.mark.parametrize("x_scale, y_scale", [(1e-6, 1.0), (1.0, 1e-3), (1.0, 1e-6),
+                                              (1e6, 1.0), (1.0, 1e6)])
+def test_certified_at_any_data_scale(method, x_scale, y_scale):
+    # homogeneity: (tX, uy) at λ·t·u has the optimum u²·p(λ) at W·u/t; the interior point
+    # method used to stop early (or fail) on badly scaled data
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    ref = cn.solve("gated_relu", X, y, patterns=8, lam=0.3, method=method)
+    sol = cn.solve("gated_relu", X * x_scale, y * y_scale, patterns=8,
+                   lam=0.3 * x_scale * y_scale, method=method)
+    assert ref.certificate.certified and sol.certificate.certified
+    assert sol.objective == pytest.approx(ref.objective * y_scale**2, rel=1e-5)
+
+
+def test_ipm_scales_leave_unit_data_alone():
+    from convexnn.formulations.base import ipm_scales
+
+    rng = np.random.default_rng(1)
+    data = prepare(rng.standard_normal((30, 4)), rng.standard_normal(30), patterns=5)
+    assert ipm_scales(data) == (1.0, 1.0)
+    a, s = ipm_scales(prepare(data.X * 1e-6, data.Y * 3e4, patterns=5))
+    assert a == 2.0 ** -20 and s == 2.0 ** 15  # powers of two: an exact rescaling

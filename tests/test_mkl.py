@@ -186,3 +186,17 @@ def test_mu_and_lam_arguments():
         cn.solve("mkl", ds.X, ds.y, patterns=data.patterns, mu=1.0, lam=1.0)
     with pytest.raises(cn.InvalidInputError, match="mu_ratio"):
         cn.solve("ntk", ds.X, ds.y, patterns=data.patterns, mu_ratio=-1.0)
+
+
+@pytest.mark.parametrize("x_scale, y_scale", [(1e-6, 1.0), (1e6, 1.0), (1.0, 1e-3),
+                                              (1.0, 1e6)])
+def test_ipm_certified_at_any_data_scale(x_scale, y_scale):
+    # homogeneity: (tX, uy) at μ·t² has the optimum u²·p_MKL(μ); on badly scaled data the
+    # interior point method used to fail, stop early, or call the problem infeasible
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    ref = cn.solve("mkl", X, y, patterns=8, mu=0.5, method="ipm")
+    sol = cn.solve("mkl", X * x_scale, y * y_scale, patterns=8, mu=0.5 * x_scale**2,
+                   method="ipm")
+    assert ref.certificate.certified and sol.certificate.certified
+    assert sol.objective == pytest.approx(ref.objective * y_scale**2, rel=1e-5)

@@ -386,3 +386,17 @@ def test_bad_inputs_raise_named_errors(small):
         cn.solve("relu", X, y, patterns=pats, augmnt=True)
     with pytest.raises(cn.InvalidInputError, match="lam"):
         cn.solve("relu", X, y, patterns=pats, lam=-1.0)
+
+
+@pytest.mark.parametrize("method", ["ipm", "fast"])
+@pytest.mark.parametrize("x_scale, y_scale", [(1e-6, 1.0), (1.0, 1e-3), (1.0, 1e-6)])
+def test_certified_at_any_data_scale(method, x_scale, y_scale):
+    # homogeneity: (tX, uy) at λ·t·u has the optimum u²·p(λ); badly scaled data used to
+    # stop the interior point method far from the optimum (relative gap 1e-3 … 1)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    ref = cn.solve("relu", X, y, patterns=8, lam=0.3, method=method)
+    sol = cn.solve("relu", X * x_scale, y * y_scale, patterns=8,
+                   lam=0.3 * x_scale * y_scale, method=method)
+    assert ref.certificate.certified and sol.certificate.certified
+    assert sol.objective == pytest.approx(ref.objective * y_scale**2, rel=1e-5)

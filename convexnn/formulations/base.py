@@ -30,7 +30,8 @@ from ..errors import ConvexNNError, InvalidInputError
 from ..patterns import Patterns, enumerate_patterns, sample_patterns
 from ..solution import Solution
 
-__all__ = ["ProblemData", "SolveOptions", "Formulation", "prepare", "check_dpp"]
+__all__ = ["ProblemData", "SolveOptions", "Formulation", "prepare", "check_dpp", "ipm_scales",
+           "scaled_data"]
 
 #: Number of Gaussian gates drawn when ``patterns`` is not given.
 DEFAULT_PATTERN_COUNT = 100
@@ -77,6 +78,37 @@ class ProblemData:
     def __repr__(self) -> str:
         return (f"ProblemData(n={self.n}, d={self.d}, c={self.c}, P={self.P}, bias={self.bias}, "
                 f"scope={self.patterns.scope!r})")
+
+
+def _power_of_two(value: float) -> float:
+    if not (np.isfinite(value) and value > 0):
+        return 1.0
+    return float(2.0 ** round(float(np.log2(value))))
+
+
+def ipm_scales(data: ProblemData) -> tuple[float, float]:
+    """Powers of two ``a ≈ rms(X)`` and ``s ≈ rms(Y)`` an interior-point solve works in.
+
+    Interior-point solvers stop on absolute gap and feasibility tolerances sized for
+    data of order one: on ``X·1e-6`` or ``y·1e-3`` they stop far from the optimum (or
+    report a feasible problem infeasible). The programs are homogeneous, so they are
+    solved on ``(X/a, Y/s)`` and the answer is mapped back (group lasso and ReLU
+    program: ``λ' = λ/(a s)``, ``W = (s/a) W'``, dual points ``z = s z'``; MKL:
+    ``μ' = μ/a²``). Powers of two make the rescaling exact in floating point and leave
+    data whose entries are of order one untouched (``a = s = 1``).
+    """
+    n = max(data.n, 1)
+    a = _power_of_two(float(np.linalg.norm(data.X)) / np.sqrt(n * data.d))
+    s = _power_of_two(float(np.linalg.norm(data.Y)) / np.sqrt(n * data.c))
+    return a, s
+
+
+def scaled_data(data: ProblemData, a: float, s: float) -> ProblemData:
+    """``data`` with ``X/a`` and ``Y/s`` (``a > 0`` keeps every activation pattern)."""
+    if a == 1.0 and s == 1.0:
+        return data
+    return ProblemData(data.X / a, data.Y / s, data.patterns, data.bias, data.single_output,
+                       data.sha256)
 
 
 def prepare(

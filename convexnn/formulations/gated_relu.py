@@ -32,7 +32,7 @@ from ..networks import GatedReLUNetwork
 from ..ops import adjoint, design_matrix, group_norms
 from ..solution import Solution
 from ..solvers import InaccurateSolutionWarning, run_problem
-from .base import Formulation, ProblemData, SolveOptions, check_dpp
+from .base import Formulation, ProblemData, SolveOptions, check_dpp, ipm_scales, scaled_data
 
 __all__ = [
     "GatedReLU",
@@ -248,19 +248,30 @@ class GatedReLU(GroupLassoFormulation):
 
     def solve_ipm(self, data: ProblemData, reg: float, options: SolveOptions,
                   program: GatedReLUProgram | None = None) -> Solution:
-        """The declarative program (built here unless a built ``program`` is given)."""
+        """The declarative program (built here unless a built ``program`` is given).
+
+        The solver works on the data rescaled by :func:`~convexnn.formulations.base.ipm_scales`
+        (``X/a``, ``Y/s``, ``λ/(a s)``; ``W = (s/a) W'``), so a given ``program`` must be
+        built on ``scaled_data(data, *ipm_scales(data))``. The certificate is computed on
+        the original data.
+        """
         start = time.perf_counter()
+        a, s = ipm_scales(data)
         if program is None:
-            program = build_primal(data.X, data.Y, data.M)
-        program.lam.value = reg
+            scaled = scaled_data(data, a, s)
+            program = build_primal(scaled.X, scaled.Y, scaled.M)
+        program.lam.value = reg / (a * s)
         build_s = time.perf_counter() - start
         run = run_problem(program.problem, options.solver, tol=options.tol,
                           verbose=options.verbose, options=dict(options.solver_options))
+        solver_objective = (None if run.solver_objective is None
+                            else run.solver_objective * s * s)
         return self.make_solution(
-            data, reg, {"W": program.weights()}, options,
+            data, reg, {"W": program.weights() * (s / a)}, options,
             status=run.status, solver=run.solver, method="ipm",
             build_s=build_s + run.compile_s, solve_s=run.solve_s,
-            info={"iterations": run.iterations, "solver_objective": run.solver_objective},
+            info={"iterations": run.iterations, "solver_objective": solver_objective,
+                  "scaling": {"X": a, "y": s}},
         )
 
     def solve_fast(

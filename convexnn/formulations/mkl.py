@@ -35,7 +35,7 @@ from ..errors import ConvexNNError, InvalidInputError
 from ..ops import adjoint, design_matrix, forward, group_norms, masked_gram
 from ..solution import Solution
 from ..solvers import run_problem
-from .base import ProblemData, SolveOptions, check_dpp
+from .base import ProblemData, SolveOptions, check_dpp, ipm_scales, scaled_data
 from .gated_relu import GroupLassoFormulation, _per_output_blocks
 
 __all__ = [
@@ -477,18 +477,23 @@ class MKL(GroupLassoFormulation):
             )
         self.reject_options(kwargs, context=" with method='ipm'")
         start = time.perf_counter()
-        program = build_primal(data.X, data.Y, data.M)
-        program.mu.value = reg
+        # solved on X/a, Y/s at μ/a² (base.ipm_scales); W maps back by s/a, η unchanged
+        a, s = ipm_scales(data)
+        scaled = scaled_data(data, a, s)
+        program = build_primal(scaled.X, scaled.Y, scaled.M)
+        program.mu.value = reg / (a * a)
         build_s = time.perf_counter() - start
         run = run_problem(program.problem, options.solver, tol=options.tol,
                           verbose=options.verbose, options=dict(options.solver_options))
         if program.W.value is None or program.eta.value is None:
             raise ConvexNNError(f"{run.solver} returned no primal point for the MKL problem.")
-        W = program.weights()
+        W = program.weights() * (s / a)
         return self.make_solution(
             data, reg, {"W": W, "eta": np.asarray(program.eta.value, dtype=np.float64)},
             options, status=run.status, solver=run.solver, method="ipm",
             build_s=build_s + run.compile_s, solve_s=run.solve_s,
-            info={"iterations": run.iterations, "solver_objective": run.solver_objective,
-                  "lam": mu_to_lam(reg, W)},
+            info={"iterations": run.iterations,
+                  "solver_objective": (None if run.solver_objective is None
+                                       else run.solver_objective * s * s),
+                  "lam": mu_to_lam(reg, W), "scaling": {"X": a, "y": s}},
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cvxpy as cp
@@ -37,7 +37,7 @@ from ..ops import adjoint, as_blocks, forward, group_norms
 from ..patterns import Patterns
 from ..solution import Solution
 from ..solvers import run_problem
-from .base import Formulation, ProblemData, SolveOptions, check_dpp
+from .base import Formulation, ProblemData, SolveOptions, check_dpp, ipm_scales, scaled_data
 
 __all__ = [
     "ReLU",
@@ -390,20 +390,25 @@ class ReLU(Formulation):
     def _solve_once(self, data: ProblemData, reg: float, options: SolveOptions, repair: bool,
                     ) -> tuple[dict, dict, dict, Any, float, float]:
         start = time.perf_counter()
-        program = build_primal(data.X, data.Y, data.M)
-        program.lam.value = reg
+        # solved on X/a, Y/s at λ/(a s) (base.ipm_scales); weights map back by s/a, duals by s
+        a, s = ipm_scales(data)
+        scaled = scaled_data(data, a, s)
+        program = build_primal(scaled.X, scaled.Y, scaled.M)
+        program.lam.value = reg / (a * s)
         build_s = time.perf_counter() - start
         run = run_problem(program.problem, options.solver, tol=options.tol,
                           verbose=options.verbose, options=dict(options.solver_options))
-        weights = program.weights()
-        mult = program.multipliers()
+        weights = {k: v * (s / a) for k, v in program.weights().items()}
+        mult = {k: v * s for k, v in program.multipliers().items()}
         V, U = weights["V"], weights["U"]
         R = data.Y - forward(data.X, data.M, V - U)
         na, nb = dual_norms(data.X, data.M, R, mult["alpha"], mult["beta"])
         raw_violation = cone_violation(data.X, data.M, V, U)
         info = {
             "iterations": run.iterations,
-            "solver_objective": run.solver_objective,
+            "solver_objective": (None if run.solver_objective is None
+                                 else run.solver_objective * s * s),
+            "scaling": {"X": a, "y": s},
             # how far the solver's own (z = y − ŷ, α, β) is from dual feasibility
             "solver_dual_violation": max(0.0, float(max(na.max(), nb.max())) / reg - 1.0),
             "solver_cone_violation": raw_violation / max(float(np.linalg.norm(data.Y)), 1e-12),
@@ -476,8 +481,14 @@ class ReLU(Formulation):
         if options.method == "fast":
             from .relu_fast import solve_working_set
 
-            res = solve_working_set(data, reg, options, repair=repair,
+            # solved on X/a, Y/s at λ/(a s) (base.ipm_scales); weights map back by s/a
+            a, s = ipm_scales(data)
+            res = solve_working_set(scaled_data(data, a, s), reg / (a * s), options,
+                                    repair=repair,
                                     **{k: v for k, v in fast.items() if v is not None})
+            res = replace(res, weights={k: v * (s / a) for k, v in res.weights.items()},
+                          dual={k: v * s for k, v in res.dual.items()},
+                          info={**res.info, "scaling": {"X": a, "y": s}})
             sol = self.make_solution(data, reg, res.weights, options, status=res.status,
                                      solver=res.solver, method="fast", build_s=res.build_s,
                                      solve_s=res.solve_s, dual=res.dual,
