@@ -683,7 +683,8 @@ def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_i
         sol_status, sol_solver, sol_dual = state.status, "numpy", trace.best_z
     norms = group_norms(W_sol)
     S_sol = float(norms.sum())
-    eta_sol = norms / S_sol if S_sol > 0 else np.zeros_like(norms)
+    # W = 0 (e.g. y = 0) is optimal with every η of the simplex: report the uniform one
+    eta_sol = norms / S_sol if S_sol > 0 else np.full_like(norms, 1.0 / norms.size)
     solution = REWEIGHT.make_solution(
         data, lam_v, {"W": W_sol, "eta": eta_sol}, options, status=sol_status,
         solver=sol_solver, method="reweight", build_s=build_s, solve_s=solve_s,
@@ -691,7 +692,7 @@ def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_i
     )
     norms = group_norms(W)
     S = float(norms.sum())
-    eta = norms / S if S > 0 else np.zeros_like(norms)
+    eta = norms / S if S > 0 else np.full_like(norms, 1.0 / norms.size)
     if mode == "mu":
         cands = [trace.best_z] if done is not None else [trace.best_z, reg * state.alpha]
         cert, dual = mkl_certificate(X, Y, M, W, reg, eta=eta, tolerance=tol,

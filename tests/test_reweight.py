@@ -189,3 +189,13 @@ def test_n500_d10_p200_pure_reweighting_certifies():
     res = cn.reweight(ds.X, ds.y, patterns=pats, lam=gated.lam, finish="none")
     assert res.converged and res.solution.certified and res.finished_by == "reweighting"
     assert res.solution.objective == pytest.approx(gated.objective, rel=1e-6)
+
+
+def test_zero_targets_give_a_certified_zero_with_eta_on_the_simplex():
+    # y = 0: W = 0 is optimal (value 0) with every η of the simplex; the reported η used
+    # to be all zeros, failing the eta_simplex check of an exact answer
+    X = np.random.default_rng(0).standard_normal((12, 3))
+    sol = cn.solve("mkl", X, np.zeros(12), patterns=8, mu=1.0, method="reweight")
+    eta = sol.weights["eta"]
+    assert sol.certificate.certified and sol.objective == 0.0
+    assert eta.min() >= 0 and eta.sum() == pytest.approx(1.0)
