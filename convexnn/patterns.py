@@ -172,6 +172,16 @@ def _check_count(count: object, name: str = "count") -> int:
     return int(count)
 
 
+def _check_seed(seed: object) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(
+            f"seed must be a non-negative integer or None; got {seed!r}."
+        )
+    return int(seed)
+
+
 def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns:
     """Patterns of ``count`` Gaussian gates ``g ~ N(0, I_d)``.
 
@@ -180,6 +190,7 @@ def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns
     """
     X = validate_X(X, "X")
     count = _check_count(count)
+    seed = _check_seed(seed)
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((X.shape[1], count))
     return _from_gate_matrix(X, G, method="sample", scope="sampled", seed=seed)

@@ -187,6 +187,15 @@ def run_problem(
             # cvxpy's generic "may be inaccurate" warning is replaced by map_status's own.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(solver=solver, verbose=verbose, warm_start=warm_start, **opts)
+    except TypeError as exc:
+        if not options or "setting" not in str(exc) and "argument" not in str(exc):
+            raise
+        # a solver rejects an unknown keyword with a TypeError naming it
+        why = str(exc).rstrip(".")
+        raise InvalidInputError(
+            f"solver_options {sorted(options)} were rejected by {solver}: {why}. Pass only "
+            f"settings {solver} knows (see its documentation)."
+        ) from None
     except cp.error.SolverError as exc:
         if solver == "MOSEK":
             ok, why = mosek_licensed()

@@ -85,6 +85,11 @@ def test_status_mapping():
         ({"patterns": 2.5}, ["patterns"]),
         ({"method": "magic"}, ["method", "magic"]),
         ({"bias": "yes"}, ["bias"]),
+        # these two used to escape as numpy's raw TypeError / ValueError
+        ({"seed": "abc"}, ["seed", "non-negative integer"]),
+        ({"seed": -1}, ["seed", "non-negative integer"]),
+        # and this one as Clarabel's raw TypeError
+        ({"solver_options": {"bogus": 1}}, ["solver_options", "bogus", "CLARABEL"]),
     ],
 )
 def test_bad_arguments_raise_named_errors(small, kwargs, words):
