@@ -263,3 +263,15 @@ def test_cached_gram_blocks_match_the_design_matrix():
         cols = (idx[:, None] * 3 + np.arange(3)).ravel()
         Q, G = op.support_gram(idx)
         assert np.allclose(Q, A[:, cols]) and np.allclose(G, A[:, cols].T @ A[:, cols])
+
+
+def test_ipm_path_certified_on_badly_scaled_data():
+    # the path re-solves one program built on the rescaled data (formulations.base.
+    # ipm_scales); on X·1e-5, y·1e-3 the unscaled program stopped short of the tolerance
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3)) * 1e-5, rng.standard_normal(12) * 1e-3
+    path = cn.solve_path("gated_relu", X, y, patterns=8, method="ipm",
+                         lam_ratios=[0.5, 0.1, 0.01])
+    assert all(s.certified for s in path.solutions)
+    one = cn.solve("gated_relu", X, y, patterns=8, method="fast", lam=path.regs[-1])
+    assert path.solutions[-1].objective == pytest.approx(one.objective, rel=1e-5)
