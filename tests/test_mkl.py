@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from builders import planted_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cn
-from convexnn.formulations import prepare
 from convexnn.formulations.mkl import (
     build_dual,
     build_kernel_ridge,
@@ -32,8 +32,7 @@ PROBLEMS = {
 
 def problem(name):
     spec = PROBLEMS[name]
-    ds = cn.planted_relu(spec["n"], spec["d"], outputs=spec["c"], seed=spec["seed"])
-    data = prepare(ds.X, ds.y, patterns=spec["P"], bias=spec["bias"])
+    ds, data = planted_problem(spec)
     return ds, data, spec
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from builders import planted_problem
 
 import convexnn as cn
 from convexnn.formulations import prepare
@@ -22,8 +23,7 @@ CASES = {
 
 def case(name):
     spec = CASES[name]
-    ds = cn.planted_relu(spec["n"], spec["d"], outputs=spec["c"], seed=spec["seed"])
-    data = prepare(ds.X, ds.y, patterns=spec["P"], bias=spec["bias"])
+    ds, data = planted_problem(spec)
     return ds, dict(patterns=data.patterns, bias=spec["bias"]), data
 
 
