@@ -2,79 +2,77 @@
 
 Exact convex reformulations (group lasso, cone-constrained programs), numpy duality-gap
 certificates, and the path from the Neural Tangent Kernel to the optimum through
-multiple kernel learning. See ``convexnn explain gated_relu``.
+multiple kernel learning. See ``convexnn explain gated_relu`` and ``docs/``.
+
+The public names below are imported on first use (``convexnn.solve`` loads the solvers;
+``import convexnn`` alone does not), so the command line starts fast.
 """
 
-from .certificate import Certificate
-from .data import Dataset, add_bias, planted_relu, validate_xy
-from .errors import (
-    ConvexNNError,
-    InfeasibleError,
-    InvalidInputError,
-    ProblemTooLargeError,
-    SolverFailedError,
-    SolverUnavailableError,
-    UnboundedError,
-    VerificationError,
-)
-from .export import load, save, verify
-from .formulations import REGISTRY
-from .formulations.mkl import kernel_ridge, lam_to_mu, mkl_value_from_gated, mu_to_lam
-from .formulations.ntk import empirical_ntk, ntk_gram, ntk_weights
-from .global_check import GlobalCheck, certify_global
-from .networks import GatedReLUNetwork, ReLUNetwork
-from .path import SolutionPath, solve_path
-from .patterns import Patterns, enumerate_patterns, patterns_from_gates, sample_patterns
-from .reweight import ReweightResult, reweight
-from .solution import Solution
-from .solve import solve
-from .solvers import InaccurateSolutionWarning, available_solvers
-from .spec import load_spec, solve_spec
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Certificate",
-    "ConvexNNError",
-    "Dataset",
-    "GatedReLUNetwork",
-    "GlobalCheck",
-    "InaccurateSolutionWarning",
-    "InfeasibleError",
-    "InvalidInputError",
-    "Patterns",
-    "ProblemTooLargeError",
-    "REGISTRY",
-    "ReLUNetwork",
-    "ReweightResult",
-    "Solution",
-    "SolutionPath",
-    "SolverFailedError",
-    "SolverUnavailableError",
-    "UnboundedError",
-    "VerificationError",
-    "__version__",
-    "add_bias",
-    "available_solvers",
-    "certify_global",
-    "empirical_ntk",
-    "enumerate_patterns",
-    "kernel_ridge",
-    "lam_to_mu",
-    "load",
-    "load_spec",
-    "mkl_value_from_gated",
-    "mu_to_lam",
-    "ntk_gram",
-    "ntk_weights",
-    "patterns_from_gates",
-    "planted_relu",
-    "reweight",
-    "sample_patterns",
-    "save",
-    "solve",
-    "solve_path",
-    "solve_spec",
-    "validate_xy",
-    "verify",
-]
+#: Public name → the module that defines it.
+_PUBLIC = {
+    "Certificate": "certificate",
+    "ConvexNNError": "errors",
+    "InfeasibleError": "errors",
+    "InvalidInputError": "errors",
+    "ProblemTooLargeError": "errors",
+    "SolverFailedError": "errors",
+    "SolverUnavailableError": "errors",
+    "UnboundedError": "errors",
+    "VerificationError": "errors",
+    "Dataset": "data",
+    "add_bias": "data",
+    "planted_relu": "data",
+    "validate_xy": "validation",
+    "load": "verification",
+    "verify": "verification",
+    "save": "results",
+    "REGISTRY": "formulations",
+    "lam_to_mu": "formulations.mkl",
+    "mu_to_lam": "formulations.mkl",
+    "mkl_value_from_gated": "formulations.mkl",
+    "kernel_ridge": "kernels",
+    "empirical_ntk": "kernels",
+    "ntk_gram": "kernels",
+    "ntk_weights": "kernels",
+    "GlobalCheck": "global_check",
+    "certify_global": "global_check",
+    "GatedReLUNetwork": "networks",
+    "ReLUNetwork": "networks",
+    "SolutionPath": "path",
+    "solve_path": "path",
+    "Patterns": "patterns",
+    "enumerate_patterns": "patterns",
+    "patterns_from_gates": "patterns",
+    "sample_patterns": "patterns",
+    "ReweightResult": "methods.reweight",
+    "reweight": "methods.reweight",
+    "Solution": "solution",
+    "solve": "solving",
+    "InaccurateSolutionWarning": "solvers",
+    "available_solvers": "solvers",
+    "load_spec": "spec",
+    "solve_spec": "problems",
+}
+
+__all__ = sorted([*_PUBLIC, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convexnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+

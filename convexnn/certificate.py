@@ -10,14 +10,14 @@ evaluates the dual objective there and reports the gap. Weak duality makes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .ops import adjoint, forward, group_norms
-
-__all__ = ["Certificate", "make_certificate", "gated_relu_certificate", "scale_to_ball"]
+__all__ = ["Certificate", "make_certificate", "relative_gap", "best_multiple", "ball_scale",
+           "finite_candidates", "best_candidate", "DEFAULT_TOLERANCE"]
 
 DEFAULT_TOLERANCE = 1e-6
 
@@ -87,7 +87,7 @@ def make_certificate(
     """
     objective, dual_objective = float(objective), float(dual_objective)
     gap = objective - dual_objective
-    rel = gap / max(abs(objective), 1e-12)
+    rel = relative_gap(objective, dual_objective)
     checks = dict(checks or {})
     checks["weak_duality"] = max(0.0, -rel)
     limits = dict(limits or {})
@@ -111,45 +111,57 @@ def make_certificate(
     )
 
 
-def scale_to_ball(Z: np.ndarray, norms: np.ndarray, radius: float) -> np.ndarray:
-    """Scale ``Z`` so that ``max(norms) · scale ≤ radius`` (norms are of linear maps of Z)."""
-    top = float(np.max(norms, initial=0.0))
-    return Z if top <= radius else Z * (radius / top)
+def relative_gap(objective: float, dual_objective: float) -> float:
+    """``(objective − dual_objective) / max(|objective|, 1e-12)``."""
+    return (objective - dual_objective) / max(abs(objective), 1e-12)
 
 
-def gated_relu_certificate(
-    X: np.ndarray,
-    Y: np.ndarray,
-    M: np.ndarray,
-    W: np.ndarray,
-    lam: float,
-    *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    scope: str = "sampled",
-    duals: Iterable[np.ndarray] = (),
-    formulation: str = "gated_relu",
-) -> tuple[Certificate, np.ndarray]:
-    """Certificate of the group lasso of SPEC §1 for any primal ``W`` (P, d, c).
+def best_multiple(yz: float, zz: float, s_max: float = math.inf) -> tuple[float, float]:
+    """``max_{0 ≤ s ≤ s_max} s·yz − ½ s²·zz`` and its maximiser ``s``.
 
-    Primal ``½||Σ D_i X W_i − Y||² + λ Σ ||W_i||_F``. Dual-feasible point: the residual
-    ``R = Y − Ŷ`` (or any candidate in ``duals``) scaled by ``min(1, λ / max_i
-    ||X^T D_i R||_F)``; dual value ``⟨Y, Z⟩ − ½||Z||²``. The best candidate is kept.
-
-    Returns
-    -------
-    certificate : Certificate
-    Z : ndarray (n, c) — the dual-feasible point that produced ``dual_objective``.
+    Every dual value of convexnn has this form along the ray of a candidate point ``Z``:
+    ``yz = ⟨Y, Z⟩`` and ``zz`` the quadratic term (``||Z||²``, plus the kernel term of the
+    kernel programs); ``s_max`` keeps ``s·Z`` inside a dual ball (``λ / max_i ||Xᵀ D_i Z||``
+    for the group programs, unbounded for the kernel programs). ``s = 0`` (the dual
+    point 0, value 0) is always allowed.
     """
-    R = Y - forward(X, M, W)
-    primal = 0.5 * float(np.sum(R * R)) + lam * float(np.sum(group_norms(W)))
-    best_val, best_Z = -np.inf, np.zeros_like(Y)
-    for cand in (R, *duals):
-        cand = np.asarray(cand, dtype=np.float64).reshape(Y.shape)
-        if not np.all(np.isfinite(cand)):
+    if not (yz > 0 and zz > 0 and s_max > 0):
+        return 0.0, 0.0
+    s = min(yz / zz, s_max)
+    return s * yz - 0.5 * s * s * zz, s
+
+
+def ball_scale(top: float, radius: float) -> float:
+    """``λ / top`` (the largest multiple keeping a point with constraint value ``top``
+    inside the ball of radius ``λ``), ``inf`` when ``top`` is 0."""
+    return radius / top if top > 0 else math.inf
+
+
+def finite_candidates(shape: tuple[int, ...], candidates: Iterable[Any]) -> list[np.ndarray]:
+    """The candidates that are finite arrays of ``shape`` (others are skipped)."""
+    size = int(np.prod(shape))
+    out = []
+    for cand in candidates:
+        try:
+            arr = np.asarray(cand, dtype=np.float64)
+        except (TypeError, ValueError):
             continue
-        Z = scale_to_ball(cand, group_norms(adjoint(X, M, cand)), lam)
-        val = float(np.sum(Y * Z) - 0.5 * np.sum(Z * Z))
-        if val > best_val:
-            best_val, best_Z = val, Z
-    cert = make_certificate(formulation, primal, best_val, tolerance=tolerance, scope=scope)
-    return cert, best_Z
+        if arr.size == size and np.all(np.isfinite(arr)):
+            out.append(arr.reshape(shape))
+    return out
+
+
+def best_candidate(candidates: Iterable[Any], value: Callable[[Any], tuple[float, Any] | None]
+                   ) -> tuple[float, Any]:
+    """The largest ``value(c)`` over ``candidates`` and the point it returned.
+
+    ``value`` maps a candidate to ``(dual value, dual-feasible point)`` or None (unusable);
+    every certificate keeps the best of its dual candidates this way. Returns
+    ``(-inf, None)`` when no candidate is usable.
+    """
+    best_val, best_point = -math.inf, None
+    for cand in candidates:
+        out = value(cand)
+        if out is not None and out[0] > best_val:
+            best_val, best_point = out
+    return best_val, best_point

@@ -22,7 +22,6 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .errors import (
     ConvexNNError,
@@ -82,8 +81,10 @@ def _spec_path(arg: str) -> Path:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .export import check_output_dir, save
-    from .spec import load_spec, solve_spec
+    from .files import check_output_dir
+    from .problems import solve_spec
+    from .results import save
+    from .spec import load_spec
 
     spec = load_spec(_spec_path(args.spec))
     out = Path(args.out) if args.out else Path("results") / spec.name
@@ -132,8 +133,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .export import verify
     from .spec import load_spec
+    from .verification import verify
 
     spec = load_spec(_spec_path(args.spec)) if args.spec else None
     result = verify(args.dir, spec=spec, uci_root=args.uci_root)
@@ -205,41 +206,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _built_problems(form: Any, data: Any, reg: float) -> dict[str, Any]:
-    """The formulation's cvxpy problems on ``data``: its ``build_problems(data, reg)`` hook,
-    else its module's ``build_primal`` / ``build_dual`` taking ``(X, Y, M)``."""
-    import cvxpy as cp
-
-    hook = getattr(form, "build_problems", None)
-    if callable(hook):
-        return dict(hook(data, reg))
-    module = sys.modules.get(type(form).__module__)
-    out = {}
-    for label in ("primal", "dual"):
-        fn = getattr(module, f"build_{label}", None)
-        if fn is None:
-            continue
-        try:
-            built = fn(data.X, data.Y, data.M)
-        except TypeError:
-            continue
-        problem = built if isinstance(built, cp.Problem) else getattr(built, "problem", None)
-        if not isinstance(problem, cp.Problem):
-            continue
-        for p in problem.parameters():
-            if p.name() in ("lam", "mu", form.reg_name):
-                p.value = reg
-        out[label] = problem
-    return out
-
-
 def _cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data import planted_relu
-    from .formulations import get_formulation, prepare
+    from .formulations import get_formulation
     from .ops import group_norms
-    from .solve import solve
+    from .problem import prepare
+    from .solving import solve
 
     form = get_formulation(args.formulation)
     _out(f"{form.name} — {form.title}\n")
@@ -252,7 +226,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     _out(f"\nA tiny instance: planted_relu(n={n}, d={d}, seed=0); {gates} Gaussian gates give "
          f"P = {data.P} distinct patterns; {sym} = 0.1 · {sym}_max = {reg:.6g}.")
     with np.printoptions(precision=3, suppress=True, threshold=40, edgeitems=2):
-        problems = _built_problems(form, data, reg)
+        problems = form.build_problems(data, reg)
         if not problems:
             _out(f"\n{form.name} builds no single cvxpy problem (methods: "
                  f"{', '.join(form.methods)}); its solve is shown below.")

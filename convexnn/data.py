@@ -1,10 +1,9 @@
 """Load and validate training data.
 
-Everything that enters convexnn goes through :func:`validate_xy`: ``X`` must be a
-finite, numeric, non-empty ``n × d`` array and ``y`` a finite vector of length
-``n`` (or an ``n × c`` matrix for ``c`` outputs). Loaders return a
-:class:`Dataset` with the arrays, a name and a content hash that certificates
-record.
+Everything that enters convexnn goes through :func:`convexnn.validation.validate_xy`:
+``X`` must be a finite, numeric, non-empty ``n × d`` array and ``y`` a finite vector of
+length ``n`` (or an ``n × c`` matrix for ``c`` outputs). Loaders return a
+:class:`Dataset` with the arrays, a name and a content hash that certificates record.
 """
 
 from __future__ import annotations
@@ -14,12 +13,14 @@ import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError
+from .validation import validate_X, validate_xy
 
 __all__ = [
     "Dataset",
@@ -64,8 +65,9 @@ class Dataset:
     def outputs(self) -> int:
         return 1 if self.y.ndim == 1 else int(self.y.shape[1])
 
-    @property
+    @cached_property
     def sha256(self) -> str:
+        """SHA-256 of the arrays (computed once: the arrays of a Dataset are not edited)."""
         return data_sha256(self.X, self.y)
 
     def __repr__(self) -> str:
@@ -75,78 +77,8 @@ class Dataset:
         )
 
 
-def _as_float_array(value: Any, name: str) -> np.ndarray:
-    if value is None:
-        raise InvalidInputError(f"{name} is None; pass a numeric array.")
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and similar
-        raise InvalidInputError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise InvalidInputError(
-            f"{name} must be numeric; got dtype {arr.dtype}. Encode categorical columns first."
-        )
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise InvalidInputError(f"{name} must be real; got complex dtype {arr.dtype}.")
-    return np.asarray(arr, dtype=np.float64, order="C")
-
-
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = ", ".join(str(int(i)) for i in bad)
-        raise InvalidInputError(
-            f"{name} contains NaN or infinite values (first at index [{where}]); "
-            "impute or drop them before solving."
-        )
-
-
-def validate_X(X: Any, name: str = "X", d: int | None = None) -> np.ndarray:
-    """Return ``X`` as a finite float64 ``n × d`` array or raise :class:`InvalidInputError`."""
-    arr = _as_float_array(X, name)
-    if arr.ndim != 2:
-        raise InvalidInputError(
-            f"{name} must be 2-D (n samples × d features); got shape {arr.shape}. "
-            "Reshape a single feature with X.reshape(-1, 1)."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InvalidInputError(f"{name} is empty (shape {arr.shape}); it needs n ≥ 1 and d ≥ 1.")
-    if d is not None and arr.shape[1] != d:
-        raise InvalidInputError(f"{name} has {arr.shape[1]} columns; expected {d}.")
-    _check_finite(arr, name)
-    return arr
-
-
-def validate_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a data set.
-
-    Returns
-    -------
-    X : ndarray (n, d), float64
-    Y : ndarray (n, c), float64 — a 1-D ``y`` becomes one column.
-    """
-    X = validate_X(X, "X")
-    Y = _as_float_array(y, "y")
-    if Y.ndim == 0:
-        raise InvalidInputError("y must be a vector of length n or an n×c matrix; got a scalar.")
-    if Y.ndim > 2:
-        raise InvalidInputError(f"y must be 1-D or 2-D; got shape {Y.shape}.")
-    if Y.shape[0] != X.shape[0]:
-        raise InvalidInputError(
-            f"X has {X.shape[0]} rows but y has {Y.shape[0]}; they must match."
-        )
-    if Y.ndim == 2 and Y.shape[1] == 0:
-        raise InvalidInputError("y has zero columns; it needs at least one output.")
-    _check_finite(Y, "y")
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    return X, np.ascontiguousarray(Y)
-
-
 def add_bias(X: np.ndarray) -> np.ndarray:
-    """Append a column of ones: ``[X, 1]`` (SPEC §0; gates then get a bias entry too)."""
+    """Append a column of ones: ``[X, 1]`` (gates then get a bias entry too)."""
     X = np.asarray(X, dtype=np.float64)
     return np.hstack([X, np.ones((X.shape[0], 1))])
 

@@ -25,7 +25,15 @@ class ConvexNNError(Exception):
 
 
 class InvalidInputError(ConvexNNError, ValueError):
-    """An argument, file or spec value is malformed; the message names it and the fix."""
+    """An argument, file or spec value is malformed; the message names it and the fix.
+
+    ``argument`` names the argument when a caller needs it (e.g. ``"solver_options"``, so
+    that a spec can point at its ``[solver.options]`` section).
+    """
+
+    def __init__(self, message: str, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
 
 
 class SolverUnavailableError(ConvexNNError, RuntimeError):

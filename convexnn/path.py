@@ -4,37 +4,39 @@
 solves the program at every λ from the largest to the smallest and returns a
 :class:`SolutionPath` of independently certified :class:`~convexnn.solution.Solution` s.
 
-* ``method="ipm"``: the cvxpy problem is built once; each λ only sets the ``λ``
-  :class:`cvxpy.Parameter` and re-solves (no re-canonicalisation, DPP).
-* ``method="fast"``: the pattern operator (its float copy of ``M`` and the cached
-  Gram blocks of the Newton refinement) is built once; each λ starts from the
-  previous weights, whose support seeds the working set; every answer is certified on
-  the full pattern set. (Sequential strong rules, ``||Xᵀ D_i R(λ_prev)|| ≥ 2λ − λ_prev``,
-  were measured and left out: with sampled patterns many inactive groups sit at the
-  dual boundary, so the rule keeps most of them and the path ran 2× slower.)
+A method with a ``run_path`` solves the whole path at once:
 
-Other formulations are solved one λ at a time (still certified), until they register
-a path solver in ``PATH_SOLVERS``.
+* ``method="ipm"`` (every formulation with a declarative program): the cvxpy problem is
+  built once; each value only sets the regularisation :class:`cvxpy.Parameter` and
+  re-solves (no re-canonicalisation, DPP);
+* ``method="fast"`` of the gated-ReLU program: the pattern operator (its float copy of
+  ``M`` and the cached Gram blocks of the Newton refinement) is built once; each λ
+  starts from the previous weights, whose support seeds the working set; every answer
+  is certified on the full pattern set.
+
+Other methods are run one value at a time (still certified).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError
-from .formulations import Formulation, ProblemData, SolveOptions, get_formulation, prepare
-from .group_lasso import GroupLassoOperator
+from .formulations import Formulation, SolveOptions, get_formulation
+from .methods import algorithm
 from .patterns import Patterns
+from .problem import ProblemData, prepare
 from .solution import Solution
-from .solve import _positive, reg_scale
 from .solvers import resolve_solver
+from .solving import check_memory, split_options
+from .validation import boolean, positive, tolerance
 
-__all__ = ["SolutionPath", "solve_path", "PATH_SOLVERS", "DEFAULT_PATH_RATIOS"]
+__all__ = ["SolutionPath", "solve_path", "DEFAULT_PATH_RATIOS"]
 
 #: Default path: 20 values of ``λ / λ_max`` from 1 down to 0.01 (geometric).
 DEFAULT_PATH_RATIOS = np.geomspace(1.0, 0.01, 20)
@@ -99,40 +101,6 @@ class SolutionPath:
                 f"worst relative_gap={worst:.2e}, time={self.seconds:.3f}s)")
 
 
-PathSolver = Callable[[Formulation, ProblemData, np.ndarray, SolveOptions, dict],
-                      tuple[list[Solution], dict]]
-
-
-def _gated_relu_path(form: Any, data: ProblemData, regs: np.ndarray, opts: SolveOptions,
-                     options: dict) -> tuple[list[Solution], dict]:
-    """Gated-ReLU path for both methods; ``regs`` are in decreasing order."""
-    form.check_options(opts.method, options)
-    form.check_memory(data, opts.method, options.get("memory_limit"))
-    start = time.perf_counter()
-    if opts.method == "ipm":
-        from .formulations.base import ipm_scales, scaled_data
-        from .formulations.gated_relu import build_primal
-
-        scaled = scaled_data(data, *ipm_scales(data))  # what solve_ipm expects a program on
-        program = build_primal(scaled.X, scaled.Y, scaled.M)
-        setup = time.perf_counter() - start
-        sols = [form.solve_ipm(data, lam, opts, program=program) for lam in regs]
-        return sols, {"setup_s": setup}
-    op = GroupLassoOperator(data.X, data.M, data.c)
-    setup = time.perf_counter() - start
-    W = options.pop("init", None)
-    sols = []
-    for lam in regs:
-        sol = form.solve_fast(data, lam, opts, init=W, operator=op, **options)
-        sols.append(sol)
-        W = sol.weights["W"]
-    return sols, {"setup_s": setup}
-
-
-#: Formulations with a warm-started path solver (others are solved value by value).
-PATH_SOLVERS: dict[str, PathSolver] = {"gated_relu": _gated_relu_path}
-
-
 def _regs(form: Formulation, data: ProblemData, lams: Any, lam_ratios: Any) -> np.ndarray:
     name = form.reg_name
     if lams is not None and lam_ratios is not None:
@@ -147,10 +115,10 @@ def _regs(form: Formulation, data: ProblemData, lams: Any, lam_ratios: Any) -> n
         raise InvalidInputError(f"{label} must be a non-empty 1-D sequence; got shape "
                                 f"{vals.shape}.")
     for v in vals:
-        _positive(float(v), label)
+        positive(float(v), label)
     if lams is not None:
         return vals
-    return vals * reg_scale(form, data)
+    return vals * form.reg_scale(data)
 
 
 def solve_path(
@@ -168,6 +136,7 @@ def solve_path(
     seed: int | None = 0,
     verbose: bool = False,
     solver_options: dict[str, Any] | None = None,
+    memory_limit: Any = None,
     **options: Any,
 ) -> SolutionPath:
     """Solve a program along a regularisation path with warm starts, certifying each value.
@@ -182,7 +151,7 @@ def solve_path(
     lam_ratios : sequence of float, optional
         Values relative to ``λ_max`` instead (default ``DEFAULT_PATH_RATIOS``:
         20 values from 1 to 0.01).
-    method : {"auto", "ipm", "fast"}
+    method : str
         ``"auto"`` is resolved once, on the problem size, as in :func:`convexnn.solve`.
     **options
         Method options as in :func:`convexnn.solve` (``init`` warm-starts the first value).
@@ -193,20 +162,26 @@ def solve_path(
     """
     start = time.perf_counter()
     form = get_formulation(formulation)
-    tol = _positive(tol, "tol")
-    if tol >= 1:
-        raise InvalidInputError(f"tol is a relative gap and must be < 1; got {tol!r}.")
+    tol = tolerance(tol)
     data = prepare(X, y, patterns=patterns, bias=bias, seed=seed)
     regs = _regs(form, data, lams, lam_ratios)
     chosen = form.choose_method(data, method)
-    opts = SolveOptions(solver=resolve_solver(solver), tol=tol, method=chosen, verbose=verbose,
-                        solver_options=dict(solver_options or {}))
+    method_opts, form_opts, aug = split_options(form, chosen, options)
+    if aug.augment:
+        raise InvalidInputError("augment applies to solve(), not to solve_path().")
+    opts = SolveOptions(solver=resolve_solver(solver), tol=tol, method=chosen,
+                        verbose=boolean(verbose, "verbose"),
+                        solver_options=dict(solver_options or {}), memory_limit=memory_limit,
+                        method_options=method_opts, form_options=form_opts)
+    impl = algorithm(form, chosen)
+    check_memory(form, data, chosen, memory_limit)
     order = np.argsort(-regs, kind="stable")
-    path_solver = PATH_SOLVERS.get(form.name)
+    path_solver = getattr(impl, "run_path", None)
     if path_solver is not None:
-        sols, info = path_solver(form, data, regs[order], opts, dict(options))
+        sols, info = path_solver(form, data, regs[order], opts)
     else:
-        sols, info = [form.solve(data, float(r), opts, **options) for r in regs[order]], {}
+        sols = [impl.run(form, data, float(r), opts) for r in regs[order]]
+        info = {}
     out: list[Solution | None] = [None] * len(regs)
     for k, i in enumerate(order):
         out[i] = sols[k]

@@ -1,4 +1,4 @@
-"""Activation patterns of a two-layer network (SPEC §0).
+"""Activation patterns of a two-layer network (``docs/math/notation.md``).
 
 A gate ``g ∈ R^d`` induces the pattern ``D = diag(1[X g ≥ 0])`` (ties count as
 active). A :class:`Patterns` record stacks the distinct non-zero patterns as the
@@ -23,8 +23,9 @@ from itertools import combinations
 
 import numpy as np
 
-from .data import validate_X
 from .errors import InvalidInputError, ProblemTooLargeError
+from .validation import integer, validate_X
+from .validation import seed as check_seed
 
 __all__ = [
     "Patterns",
@@ -59,7 +60,7 @@ class Patterns:
         ``"all"`` when every cell of the arrangement is present.
     probabilities : ndarray or None
         Exact Gaussian probability of each pattern when known (d ≤ 2 enumeration).
-        Not renormalised after dropping the all-zero pattern (SPEC §4).
+        Not renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).
     seed : int or None
     """
 
@@ -166,22 +167,6 @@ def _from_gate_matrix(
     )
 
 
-def _check_count(count: object, name: str = "count") -> int:
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise InvalidInputError(f"{name} must be a positive integer; got {count!r}.")
-    return int(count)
-
-
-def _check_seed(seed: object) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(
-            f"seed must be a non-negative integer or None; got {seed!r}."
-        )
-    return int(seed)
-
-
 def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns:
     """Patterns of ``count`` Gaussian gates ``g ~ N(0, I_d)``.
 
@@ -189,8 +174,8 @@ def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns
     dropped, so ``P ≤ count``.
     """
     X = validate_X(X, "X")
-    count = _check_count(count)
-    seed = _check_seed(seed)
+    count = integer(count, "count", minimum=1)
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((X.shape[1], count))
     return _from_gate_matrix(X, G, method="sample", scope="sampled", seed=seed)

@@ -6,7 +6,7 @@ version, how long it took). The directory is replaced atomically.
 
 * ``quickstart`` — the bundled quick-start problem: its certificate files, and the λ path
   around it (objective, duality gap, neurons, training error; the network's training
-  objective against the convex optimum, equal by SPEC §1).
+  objective against the convex optimum, equal by the exact reformulation).
 * ``problems`` — every bundled problem whose formulation is registered and whose data
   are available: solved, saved and verified from the saved files.
 """
@@ -19,7 +19,7 @@ import json
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,15 @@ from typing import Any
 import numpy as np
 
 from .errors import ConvexNNError, InvalidInputError
-from .export import REPRODUCE_FILE, atomic_directory, markdown_table, verify, write_result
-from .spec import bundled_problems, find_problem, load_spec, solve_spec
+from .files import REPRODUCE_FILE, atomic_directory
+from .formulations import REGISTRY
+from .problems import solve_spec
+from .report import write_table
+from .results import write_result
+from .spec import bundled_problems, find_problem, load_spec
+from .verification import verify
 
-__all__ = ["Reproduction", "REPRODUCTIONS", "reproduce", "write_table"]
+__all__ = ["Reproduction", "REPRODUCTIONS", "reproduce"]
 
 Log = Callable[[str], None]
 
@@ -47,17 +52,6 @@ class Reproduction:
     name: str
     description: str
     run: Callable[[Path, Path, Any, Log], dict[str, Any]]
-
-
-def write_table(directory: Path, stem: str, rows: list[Mapping[str, Any]],
-                columns: list[str], title: str = "") -> list[str]:
-    """Write ``stem.csv`` and ``stem.md``; returns the file names."""
-    import pandas as pd
-
-    pd.DataFrame(rows, columns=columns).to_csv(directory / f"{stem}.csv", index=False)
-    head = f"# {title}\n\n" if title else ""
-    (directory / f"{stem}.md").write_text(head + markdown_table(rows, columns), encoding="utf-8")
-    return [f"{stem}.csv", f"{stem}.md"]
 
 
 def _pyplot():
@@ -156,8 +150,6 @@ def _quickstart(out: Path, target: Path, uci_root: Any, log: Log) -> dict[str, A
 
 
 def _problems(out: Path, target: Path, uci_root: Any, log: Log) -> dict[str, Any]:
-    from .formulations import REGISTRY
-
     rows, files = [], []
     for name, (path, _) in bundled_problems().items():
         row: dict[str, Any] = {"problem": name}

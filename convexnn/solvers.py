@@ -194,7 +194,7 @@ def run_problem(
         why = str(exc).rstrip(".")
         raise InvalidInputError(
             f"solver_options {sorted(options)} were rejected by {solver}: {why}. Pass only "
-            f"settings {solver} knows (see its documentation)."
+            f"settings {solver} knows (see its documentation).", argument="solver_options"
         ) from None
     except cp.error.SolverError as exc:
         if solver == "MOSEK":

@@ -1,6 +1,9 @@
-"""Problem specs: a TOML file → validated, frozen objects → a solved, certified problem.
+"""Problem specs: a TOML file → validated, frozen objects.
 
-A spec has four sections (``[data]`` and ``[model]`` are required)::
+This module is the schema only: it validates a TOML document into frozen objects and
+names every bad key. Loading the data a spec describes and solving it is
+:mod:`convexnn.problems`. A spec has four sections (``[data]`` and ``[model]`` are
+required)::
 
     [data]
     source = "synthetic:planted_relu"  # npz:PATH | csv:PATH | sklearn:NAME | uci:NAME
@@ -51,20 +54,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
-from .data import (
-    SKLEARN_DATASETS,
-    Dataset,
-    add_bias,
-    load_csv,
-    load_npz,
-    load_sklearn,
-    load_uci,
-    one_hot,
-    planted_relu,
-    validate_xy,
-)
+from .data import SKLEARN_DATASETS, Dataset, planted_relu
 from .errors import InvalidInputError
 
 __all__ = [
@@ -76,8 +66,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "parse_data",
-    "load_dataset",
-    "solve_spec",
     "bundled_problems",
     "find_problem",
     "PROBLEMS_DIR",
@@ -558,131 +546,3 @@ def find_problem(name: str) -> Path | None:
     """The bundled spec called ``name`` (``"quickstart"``), or None."""
     entry = bundled_problems().get(name)
     return None if entry is None else entry[0]
-
-
-# ---------------------------------------------------------------------------
-# Data and solving
-# ---------------------------------------------------------------------------
-
-
-def _standardize(X: np.ndarray) -> np.ndarray:
-    """Columns to zero mean and unit variance (constant columns are only centred)."""
-    sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-
-
-def _encode(y: np.ndarray, target: str, source: str) -> np.ndarray:
-    if target == "raw":
-        return y
-    if y.ndim != 1:
-        raise InvalidInputError(
-            f"[data] target = {target!r} needs one column of class labels; {source} has "
-            f"{y.shape[1]} target columns. Use target = \"raw\"."
-        )
-    classes = np.unique(y)
-    if classes.size > MAX_CLASSES or not np.array_equal(classes, np.round(classes)):
-        raise InvalidInputError(
-            f"[data] target = {target!r} needs integer class labels (at most {MAX_CLASSES} "
-            f"classes); {source} has {classes.size} distinct values"
-            f"{'' if np.array_equal(classes, np.round(classes)) else ', not all integers'}. "
-            "Use target = \"raw\" for a real-valued target."
-        )
-    if classes.size < 2:
-        raise InvalidInputError(f"[data] target = {target!r}: {source} has a single class.")
-    Y = one_hot(y, centered=(target == "signed"))
-    return Y[:, 1] if target == "signed" and classes.size == 2 else Y
-
-
-def load_dataset(spec: DataSpec, *, uci_root: str | Path | None = None) -> Dataset:
-    """Load, select, encode and standardise the data a :class:`DataSpec` describes.
-
-    The returned ``X`` has no bias column (the solve adds it when ``spec.bias``);
-    ``meta["source"]`` is the spec's source string.
-    """
-    kind, loc = spec.kind, spec.location
-    if kind == "synthetic":
-        ds = SYNTHETIC[loc](spec.n, spec.d, neurons=spec.neurons, noise=spec.noise,
-                            seed=spec.seed, outputs=spec.outputs)
-    elif kind == "npz":
-        ds = load_npz(loc, x_key=spec.x_key or "X", y_key=spec.y_key or "y")
-    elif kind == "csv":
-        target = spec.target_column
-        ds = load_csv(loc, target=list(target) if isinstance(target, tuple) else target)
-    elif kind == "sklearn":
-        ds = load_sklearn(loc)
-    else:
-        ds = load_uci(loc, uci_root)
-    X, y = ds.X, np.asarray(ds.y, dtype=np.float64)
-    if kind == "uci" and spec.split not in (None, "all"):
-        if "validation" not in ds.meta:
-            raise InvalidInputError(
-                f"[data] split = {spec.split!r}: {loc} has no conxuntos.dat validation split; "
-                "use split = \"all\"."
-            )
-        idx = ds.meta["validation"][0 if spec.split == "train" else 1]
-        X, y = X[idx], y[idx]
-    target = spec.target
-    if target == "auto":  # a CSV's target is known to be a label only once read
-        labels = kind == "uci" or (kind == "sklearn" and loc in SKLEARN_CLASSIFICATION)
-        target = "signed" if labels or "classes" in ds.meta else "raw"
-    y = _encode(y, target, spec.source)
-    if spec.standardize:
-        X = _standardize(X)
-    X, _ = validate_xy(X, y)
-    meta = {"source": spec.source, "target": target, "standardize": spec.standardize}
-    if kind == "uci":
-        meta["split"] = spec.split
-    if "classes" in ds.meta:
-        meta["classes"] = ds.meta["classes"]
-    name = ds.name if kind != "uci" or spec.split in (None, "all") else f"{ds.name}[{spec.split}]"
-    return Dataset(X=X, y=y, name=name, meta=meta)
-
-
-def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
-               uci_root: str | Path | None = None, verbose: bool = False,
-               data: Dataset | None = None):
-    """Load the data of ``spec`` and solve it; returns ``(Solution, Dataset)``.
-
-    ``solver`` overrides ``[solver] name``; ``data`` skips loading (it must be what
-    :func:`load_dataset` returns for ``spec.data``).
-    """
-    from .patterns import enumerate_patterns
-    from .solve import solve
-
-    origin = str(spec.path) if spec.path is not None else spec.name
-    if data is None:
-        try:
-            ds = load_dataset(spec.data, uci_root=uci_root)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{origin}: [data] source = {spec.data.source!r}: {exc}"
-                                    ) from None
-    else:
-        ds = data
-    pats: Any
-    if spec.patterns.method == "enumerate":
-        Xb = add_bias(ds.X) if spec.data.bias else ds.X
-        kw = {} if spec.patterns.max_patterns is None else {
-            "max_patterns": spec.patterns.max_patterns}
-        pats = enumerate_patterns(Xb, **kw)
-    else:
-        pats = spec.patterns.count
-    model, sv = spec.model, spec.solver
-    try:
-        sol = solve(
-            model.formulation, ds.X, ds.y, patterns=pats, lam=model.reg,
-            lam_ratio=model.reg_ratio, bias=spec.data.bias,
-            solver=solver or sv.name, tol=sv.tolerance, method=sv.method,
-            seed=spec.patterns.seed, verbose=verbose,
-            solver_options=dict(sv.options), **dict(model.options),
-        )
-    except (TypeError, InvalidInputError) as exc:
-        # formulations and solvers reject unknown keyword options; name the spec section
-        msg = str(exc)
-        for section, given in (("model.options", model.options), ("solver.options", sv.options)):
-            named = [k for k in given if k in msg]
-            if named:
-                raise InvalidInputError(
-                    f"{origin}: [{section}] {named[0]} is not accepted: {msg}"
-                ) from None
-        raise
-    return sol, ds

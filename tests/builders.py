@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import convexnn as cn
-from convexnn.formulations import prepare
+from convexnn.problem import prepare
 
 
 def planted_problem(spec: dict):

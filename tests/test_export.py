@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import CONTRACT_KEYS, CONTRACT_NESTED, SMALL_SPEC, npz_problem, run, write_spec
 
 import convexnn as cn
-from convexnn import export
+from convexnn import files, results
 from convexnn.errors import InvalidInputError, VerificationError
 
 
@@ -81,14 +81,14 @@ def test_saved_numbers_match_an_independent_computation(saved):
 
 def test_load_returns_the_saved_arrays(saved):
     out, spec, X, y = saved
-    res = export.load(out)
+    res = cn.load(out)
     sol, ds = cn.solve_spec(cn.load_spec(spec))
     np.testing.assert_array_equal(res.weights["W"], sol.weights["W"])
     np.testing.assert_array_equal(res.patterns.masks, sol.patterns.masks)
     assert res.reg == sol.lam and res.certified and res.formulation == "gated_relu"
-    assert export.load(out, (X, y)).certified  # re-derived with the data
+    assert cn.load(out, (X, y)).certified  # re-derived with the data
     with pytest.raises(VerificationError, match="data_sha256"):
-        export.load(out, (X, y + 1e-3))
+        cn.load(out, (X, y + 1e-3))
 
 
 def test_python_save_verify_round_trip(tmp_path):
@@ -143,7 +143,7 @@ def test_flipped_weight_is_caught(saved, capsys):
     assert "solution_sha256" in err and "objective" in err
     # without the array digest the re-derivation alone still catches it
     _edit_json(out, lambda r: r.pop("solution_sha256"))
-    result = export.verify(out)
+    result = cn.verify(out)
     assert not result.valid and "objective" in result.failed
     assert "solution_sha256" not in result.failed
 
@@ -155,8 +155,8 @@ def test_changed_data_value_is_caught(saved, capsys):
     np.savez(out.parent / "data" / "train.npz", X=X2, y=y)
     code, _, err = run(["verify", out], capsys)
     assert code == 1 and "data_sha256" in err and "the data changed" in err
-    assert not export.verify(out, (X2, y)).valid
-    assert export.verify(out, (X, y)).valid  # the original data still verify
+    assert not cn.verify(out, (X2, y)).valid
+    assert cn.verify(out, (X, y)).valid  # the original data still verify
 
 
 def test_edited_objective_is_caught(saved, capsys):
@@ -164,7 +164,7 @@ def test_edited_objective_is_caught(saved, capsys):
     _edit_json(out, lambda r: r.update(objective=r["objective"] * (1 + 1e-6)))
     code, _, err = run(["verify", out], capsys)
     assert code == 1 and "objective" in err
-    assert export.verify(out).failed == ["objective"]
+    assert cn.verify(out).failed == ["objective"]
 
 
 @pytest.mark.parametrize("edit, failed", [
@@ -179,7 +179,7 @@ def test_edited_objective_is_caught(saved, capsys):
 def test_other_edits_are_caught(saved, edit, failed):
     out = saved[0]
     _edit_json(out, edit)
-    result = export.verify(out)
+    result = cn.verify(out)
     assert failed in result.failed, str(result)
     with pytest.raises(VerificationError, match=failed):
         result.raise_if_invalid()
@@ -204,10 +204,10 @@ def test_pickled_object_in_npz_is_refused(saved, capsys):
     code, _, err = run(["verify", out], capsys)
     assert code == 1 and "no_pickle" in err and "extra" in err
     with pytest.raises(InvalidInputError, match="pickled"):
-        export.load(out)
+        cn.load(out)
     # a pickled weight array: refused, and nothing can be re-derived from it
     _rewrite_npz(out, lambda a: a.update({"weights.W": np.array([object()], dtype=object)}))
-    result = export.verify(out)
+    result = cn.verify(out)
     assert "no_pickle" in result.failed and not result.valid
 
 
@@ -243,22 +243,22 @@ def test_interrupted_save_keeps_the_previous_result(tmp_path, monkeypatch, exc):
     cn.save(first, out, ds)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    real = export.write_bytes_atomic
+    real = files.write_bytes_atomic
     written = []
 
     def failing(path, payload):
-        if path.name == export.SUMMARY_FILE:  # npz and json are already written
+        if path.name == files.SUMMARY_FILE:  # npz and json are already written
             raise exc
         written.append(path.name)
         real(path, payload)
 
-    monkeypatch.setattr(export, "write_bytes_atomic", failing)
+    monkeypatch.setattr(files, "write_bytes_atomic", failing)
     with pytest.raises(type(exc)):
         cn.save(second, out, ds)
-    assert written == [export.SOLUTION_FILE, export.CERTIFICATE_FILE]  # it was mid-save
+    assert written == [files.SOLUTION_FILE, files.CERTIFICATE_FILE]  # it was mid-save
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _leftovers(tmp_path) == []
-    monkeypatch.setattr(export, "write_bytes_atomic", real)
+    monkeypatch.setattr(files, "write_bytes_atomic", real)
     assert cn.verify(out, ds).valid
     assert json.loads((out / "certificate.json").read_text())["lam"] == first.lam
 
@@ -271,7 +271,7 @@ def test_interrupted_first_save_leaves_nothing(tmp_path, monkeypatch):
         (path.parent / "partial.npz").write_bytes(b"half")
         raise OSError("interrupted")
 
-    monkeypatch.setattr(export, "_write_npz", boom)
+    monkeypatch.setattr(files, "write_npz", boom)
     with pytest.raises(OSError):
         cn.save(sol, tmp_path / "new", ds)
     assert not (tmp_path / "new").exists() and _leftovers(tmp_path) == []
@@ -283,12 +283,12 @@ def test_interrupted_cli_solve_leaves_no_partial_result(tmp_path, capsys, monkey
     def boom(path, payload):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(export, "write_bytes_atomic", boom)
+    monkeypatch.setattr(files, "write_bytes_atomic", boom)
     code, _, err = run(["solve", spec, "--out", tmp_path / "o"], capsys)
     assert code == 2 and "No space left" in err
     assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []
 
 
 def test_non_finite_numbers_are_not_written_as_nan(tmp_path):
-    assert export._jsonable({"a": math.inf, "b": [np.float64("nan"), 1.5]}) == {
+    assert results._jsonable({"a": math.inf, "b": [np.float64("nan"), 1.5]}) == {
         "a": None, "b": [None, 1.5]}

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 import convexnn as cn
-from convexnn.formulations import get_formulation, prepare
-from convexnn.formulations.gated_relu import AUTO_IPM_MAX_SIZE, build_dual, memory_estimates
+from convexnn.formulations import get_formulation
+from convexnn.formulations.gated_relu import AUTO_IPM_MAX_SIZE, build_dual
+from convexnn.methods import memory_estimates
 from convexnn.memory import format_bytes, parse_bytes, require_memory
 from convexnn.ops import design_matrix
+from convexnn.problem import prepare
 
 
 def problem(n, d, P, c=1, bias=False, seed=0):
@@ -168,7 +170,7 @@ def test_path_arguments_are_validated():
 def test_memory_guard_names_sizes_and_the_method_that_fits():
     X, y, pats = problem(200, 6, 80)
     data = prepare(X, y, patterns=pats)
-    est = memory_estimates(data)
+    est = memory_estimates(get_formulation("gated_relu"), data)
     assert est["fast"] < est["ipm"]
     limit = (est["fast"] + est["ipm"]) // 2
     with pytest.raises(cn.ProblemTooLargeError) as info:
@@ -252,7 +254,7 @@ def test_newton_refinement_and_working_set_are_exercised():
 
 
 def test_cached_gram_blocks_match_the_design_matrix():
-    from convexnn.group_lasso import GroupLassoOperator
+    from convexnn.methods.group_lasso import GroupLassoOperator
 
     X, y, pats = problem(50, 3, 40, seed=9)
     op = GroupLassoOperator(X, pats.masks, 1)

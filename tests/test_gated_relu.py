@@ -8,11 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cn
-from convexnn.certificate import gated_relu_certificate
-from convexnn.formulations import prepare
-from convexnn.formulations.gated_relu import build_dual, build_primal
+from convexnn.formulations.gated_relu import build_dual, build_primal, gated_relu_certificate
 from convexnn.networks import GatedReLUNetwork
 from convexnn.ops import adjoint, design_matrix, forward, group_norms
+from convexnn.problem import prepare
 
 
 def independent_dual_value(X, Y, M, lam):
@@ -189,7 +188,7 @@ def test_certified_at_any_data_scale(method, x_scale, y_scale):
 
 
 def test_ipm_scales_leave_unit_data_alone():
-    from convexnn.formulations.base import ipm_scales
+    from convexnn.problem import ipm_scales
 
     rng = np.random.default_rng(1)
     data = prepare(rng.standard_normal((30, 4)), rng.standard_normal(30), patterns=5)

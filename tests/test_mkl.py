@@ -10,16 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cn
-from convexnn.formulations.mkl import (
-    build_dual,
+from convexnn.formulations.mkl import build_dual, build_primal, mkl_dual_value, mkl_objective
+from convexnn.formulations.ntk import (
     build_kernel_ridge,
-    build_primal,
     kernel_ridge_certificate,
     kernel_ridge_objective,
-    kernel_ridge_weights,
-    mkl_dual_value,
-    mkl_objective,
 )
+from convexnn.kernels import kernel_ridge_weights
 from convexnn.ops import group_norms
 
 PROBLEMS = {

@@ -7,8 +7,8 @@ import pytest
 
 import convexnn as cn
 from convexnn.data import add_bias
-from convexnn.formulations import prepare
 from convexnn.ops import masked_gram
+from convexnn.problem import prepare
 
 
 def angle_kernel_loop(A, X):

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cn
-from convexnn.formulations import prepare
 from convexnn.formulations.relu import build_dual, build_primal, relu_certificate
 from convexnn.global_check import check_patterns
 from convexnn.networks import ReLUNetwork
 from convexnn.ops import forward, group_norms
+from convexnn.problem import prepare
 
 RELU = cn.REGISTRY["relu"]
 
@@ -351,7 +351,7 @@ def test_gated_solutions_are_checked_too():
 def test_check_patterns_from_arrays(small):
     X, y, pats = small
     sol = cn.solve("relu", X, y, patterns=pats, lam_ratio=0.05)
-    check = check_patterns("relu", X, y[:, None], pats, sol.weights, sol.lam, pats)
+    check = check_patterns("relu", prepare(X, y, patterns=pats), sol.weights, sol.lam, pats)
     assert check.passed and check.scope == "sampled" and check.patterns.P == pats.P
 
 

@@ -15,9 +15,9 @@ from scipy.optimize import nnls
 import convexnn as cn
 from convexnn.cones import project_to_cones, screen_values, signs
 from convexnn.errors import InvalidInputError
-from convexnn.formulations import SolveOptions, prepare
+from convexnn.formulations import SolveOptions
 from convexnn.formulations.relu import relu_certificate, relu_objective, relu_reg_max
-from convexnn.formulations.relu_fast import (
+from convexnn.methods.relu_working_set import (
     _design,
     _row_matrix,
     _solve_clarabel,
@@ -25,6 +25,7 @@ from convexnn.formulations.relu_fast import (
     _WorkingSet,
 )
 from convexnn.ops import adjoint, group_norms
+from convexnn.problem import prepare
 
 RELU = cn.REGISTRY["relu"]
 

@@ -8,10 +8,10 @@ import pytest
 from builders import planted_problem
 
 import convexnn as cn
-from convexnn.formulations import prepare
 from convexnn.formulations.mkl import build_dual
+from convexnn.methods.reweight import FLUSH_RATIO, HISTORY_COLUMNS
 from convexnn.ops import group_norms
-from convexnn.reweight import FLUSH_RATIO, HISTORY_COLUMNS
+from convexnn.problem import prepare
 
 CASES = {
     "planted": dict(n=60, d=4, P=40, c=1, bias=False, seed=3),

@@ -7,6 +7,7 @@ Clarabel, and primal/dual values recomputed here with explicit loops over patter
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import numpy as np
@@ -16,10 +17,10 @@ from threadpoolctl import threadpool_info
 import convexnn as cn
 from convexnn.formulations import gated_relu as gr
 from convexnn.formulations import mkl as mk
-from convexnn.formulations import prepare
-from convexnn.reweight import HISTORY_COLUMNS
+from convexnn.methods.reweight import HISTORY_COLUMNS
+from convexnn.problem import prepare
 
-rw = importlib.import_module("convexnn.reweight")
+rw = importlib.import_module("convexnn.methods.reweight")
 
 CASES = {
     "planted": dict(n=60, d=4, P=40, c=1, seed=3),
@@ -176,15 +177,18 @@ def test_mkl_and_reweight_formulations_take_the_finish_options():
 # --- robustness of the finish -------------------------------------------------------
 
 
+def crippled_gated_solve(real):
+    """The gated fast solve limited to one proximal step without polish: uncertified."""
+    def solve(form, data_, reg, options, **kw):
+        opts = dataclasses.replace(options.method_options, max_iter=1, polish=False)
+        return real(form, data_, reg, dataclasses.replace(options, method_options=opts), **kw)
+    return solve
+
+
 @pytest.mark.parametrize("mode", ["lam", "mu"])
 def test_uncertified_finish_resumes_the_pure_iteration(monkeypatch, mode):
     ds, data = case("planted")
-    real = rw.GATED.solve_fast
-
-    def crippled(data_, reg, options, **kw):  # one proximal step, no polish: uncertified
-        return real(data_, reg, options, **{**kw, "max_iter": 1, "polish": False})
-
-    monkeypatch.setattr(rw.GATED, "solve_fast", crippled)
+    monkeypatch.setattr(rw.group_lasso, "run", crippled_gated_solve(rw.group_lasso.run))
     reg = {"lam": 0.1 * cn.REGISTRY["gated_relu"].reg_max(data), "mu": 2.0}[mode]
     res = cn.reweight(ds.X, ds.y, patterns=data.patterns, **{mode: reg})
     assert res.finish_steps >= 1 and res.finished_by == "reweighting"
@@ -199,9 +203,7 @@ def test_uncertified_finish_resumes_the_pure_iteration(monkeypatch, mode):
 @pytest.mark.parametrize("mode", ["lam", "mu"])
 def test_callback_sees_and_can_stop_an_uncertified_finish(monkeypatch, mode):
     ds, data = case("planted")
-    real = rw.GATED.solve_fast
-    monkeypatch.setattr(rw.GATED, "solve_fast", lambda d_, r, o, **kw: real(
-        d_, r, o, **{**kw, "max_iter": 1, "polish": False}))
+    monkeypatch.setattr(rw.group_lasso, "run", crippled_gated_solve(rw.group_lasso.run))
     seen = []
 
     def stop_in_finish(state):

@@ -10,14 +10,8 @@ from cli_helpers import PROBLEMS, SMALL_SPEC, npz_problem, run, uci_available, w
 
 import convexnn as cn
 from convexnn.errors import InvalidInputError
-from convexnn.spec import (
-    bundled_problems,
-    load_dataset,
-    load_spec,
-    parse_data,
-    parse_spec,
-    solve_spec,
-)
+from convexnn.problems import load_dataset, solve_spec
+from convexnn.spec import bundled_problems, load_spec, parse_data, parse_spec
 
 
 def _bad(tmp_path, capsys, text, *needles):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from ..errors import InvalidInputError
-from ..reweight import Reweight
-from .base import Formulation, ProblemData, SolveOptions, prepare
-from .gated_relu import GatedReLU
+from .base import Formulation, Primal, Program, SolveOptions
+from .gated_relu import GatedReLU, GatedReLUReweight
 from .mkl import MKL
 from .ntk import NTK
 from .relu import ReLU
 
-__all__ = ["REGISTRY", "Formulation", "ProblemData", "SolveOptions", "get_formulation", "prepare"]
+__all__ = ["REGISTRY", "Formulation", "Primal", "Program", "SolveOptions", "get_formulation"]
 
 REGISTRY: dict[str, Formulation] = {
     f.name: f
@@ -19,7 +18,7 @@ REGISTRY: dict[str, Formulation] = {
         ReLU(),
         NTK(),
         MKL(),
-        Reweight(),
+        GatedReLUReweight(),
     )
 }
 
@@ -28,7 +27,7 @@ def get_formulation(name: str | Formulation) -> Formulation:
     """The registered formulation called ``name`` (or ``name`` itself if it is one)."""
     if isinstance(name, Formulation):
         return name
-    if name not in REGISTRY:
+    if not isinstance(name, str) or name not in REGISTRY:
         raise InvalidInputError(
             f"unknown formulation {name!r}; choose one of {sorted(REGISTRY)}."
         )

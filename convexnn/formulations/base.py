@@ -1,17 +1,28 @@
-"""The contract every formulation implements, and the data it receives.
+"""The contract every formulation implements.
 
-A formulation is one convex program of SPEC.md. It knows
+A formulation is one convex program (its mathematics: ``docs/math/``). It says *what* is
+optimal; the algorithms in :mod:`convexnn.methods` say *how* to get there and receive the
+formulation as an argument. A formulation knows
 
-* ``reg_max(data)``: the smallest regularisation at which the zero solution is optimal
-  (``lam_ratio`` is relative to it);
-* ``solve(data, reg, options)``: a :class:`~convexnn.solution.Solution` whose
-  certificate was computed by ``certify``;
-* ``certify(data, reg, weights, dual)``: the numpy certificate from saved arrays
-  alone (used again by ``convexnn verify``);
-* ``network(data, weights)``: the non-convex network the weights encode.
+* ``reg_max(data)``: the unit of ``lam_ratio`` (the smallest regularisation at which zero
+  is optimal, or the kernel scale for the μ-regularised programs);
+* ``primal(data, reg, weights)``: the primal objective, residual and feasibility checks
+  of any weights;
+* ``certify(data, reg, weights, dual)``: the numpy certificate from arrays alone (used
+  again by ``convexnn verify``);
+* ``network(data, weights)``: the non-convex network the weights encode;
+* ``build_primal(data)`` / ``build_dual(data)``: its declarative cvxpy programs as
+  :class:`Program` objects (interior-point method, ``convexnn explain``);
+* ``dual_constraint_values(X, M, R)``: the left-hand side of its dual constraint for any
+  patterns (the global check over every pattern of the arrangement), when it has one,
+  and ``dual_point(data, Z)``: the dual point for ``z = Z`` with its multipliers;
+* ``finalize(data, reg, weights, dual, options)``: post-processing of a method's weights
+  (the ReLU program projects onto its cones) and what to record of it;
+* ``methods``: the method names it offers, mapped to the algorithms of
+  :mod:`convexnn.methods`, and ``choose_method`` for ``"auto"``.
 
 Adding a formulation = one module with a subclass + one line in the registry
-(``convexnn/formulations/__init__.py``).
+(``convexnn/formulations/__init__.py``); the registry-parametrised tests pick it up.
 """
 
 from __future__ import annotations
@@ -20,147 +31,66 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from ..certificate import Certificate
-from ..data import add_bias, data_sha256, validate_xy
 from ..errors import ConvexNNError, InvalidInputError
-from ..patterns import Patterns, enumerate_patterns, sample_patterns
+from ..problem import ProblemData
 from ..solution import Solution
+from ..validation import NoOptions, Options, positive
 
-__all__ = ["ProblemData", "SolveOptions", "Formulation", "prepare", "check_dpp", "ipm_scales",
-           "scaled_data"]
+if TYPE_CHECKING:
+    import cvxpy as cp
 
-#: Number of Gaussian gates drawn when ``patterns`` is not given.
-DEFAULT_PATTERN_COUNT = 100
+__all__ = ["Formulation", "SolveOptions", "Program", "Primal", "check_dpp"]
 
 
-@dataclass(frozen=True, repr=False)
-class ProblemData:
-    """Validated training data with its activation patterns.
+@dataclass(frozen=True)
+class SolveOptions:
+    """How to solve: solver (canonical cvxpy name), tolerance, method and its options.
 
-    ``X`` already carries the bias column when ``bias`` is true; ``Y`` is (n, c).
-    ``sha256`` hashes the data as given by the user (before the bias column).
+    ``method_options`` are the typed options of the chosen method (e.g.
+    :class:`convexnn.methods.group_lasso.Options`), ``form_options`` those of the
+    formulation (e.g. ReLU's ``repair``).
     """
 
-    X: np.ndarray
-    Y: np.ndarray
-    patterns: Patterns
-    bias: bool = False
-    single_output: bool = True
-    sha256: str = ""
-
-    @property
-    def n(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def d(self) -> int:
-        return int(self.X.shape[1])
-
-    @property
-    def c(self) -> int:
-        return int(self.Y.shape[1])
-
-    @property
-    def M(self) -> np.ndarray:
-        return self.patterns.masks
-
-    @property
-    def P(self) -> int:
-        return self.patterns.P
-
-    def with_patterns(self, patterns: Patterns) -> ProblemData:
-        return ProblemData(self.X, self.Y, patterns, self.bias, self.single_output, self.sha256)
-
-    def __repr__(self) -> str:
-        return (f"ProblemData(n={self.n}, d={self.d}, c={self.c}, P={self.P}, bias={self.bias}, "
-                f"scope={self.patterns.scope!r})")
+    solver: str = "CLARABEL"
+    tol: float = 1e-6
+    method: str = "ipm"
+    verbose: bool = False
+    solver_options: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = False
+    memory_limit: Any = None
+    method_options: Options = field(default_factory=NoOptions)
+    form_options: Options = field(default_factory=NoOptions)
 
 
-def _power_of_two(value: float) -> float:
-    if not (np.isfinite(value) and value > 0):
-        return 1.0
-    return float(2.0 ** round(float(np.log2(value))))
+class Program(Protocol):
+    """A built cvxpy program of a formulation (DPP: the regularisation is a parameter).
 
-
-def ipm_scales(data: ProblemData) -> tuple[float, float]:
-    """Powers of two ``a ≈ rms(X)`` and ``s ≈ rms(Y)`` an interior-point solve works in.
-
-    Interior-point solvers stop on absolute gap and feasibility tolerances sized for
-    data of order one: on ``X·1e-6`` or ``y·1e-3`` they stop far from the optimum (or
-    report a feasible problem infeasible). The programs are homogeneous, so they are
-    solved on ``(X/a, Y/s)`` and the answer is mapped back (group lasso and ReLU
-    program: ``λ' = λ/(a s)``, ``W = (s/a) W'``, dual points ``z = s z'``; MKL:
-    ``μ' = μ/a²``). Powers of two make the rescaling exact in floating point and leave
-    data whose entries are of order one untouched (``a = s = 1``).
+    It is built on data rescaled by powers of two (``X/a``, ``Y/s``, see
+    :func:`convexnn.problem.ipm_scales`) and maps back itself.
     """
-    n = max(data.n, 1)
-    a = _power_of_two(float(np.linalg.norm(data.X)) / np.sqrt(n * data.d))
-    s = _power_of_two(float(np.linalg.norm(data.Y)) / np.sqrt(n * data.c))
-    return a, s
+
+    problem: cp.Problem
+
+    def set_reg(self, reg: float, a: float = 1.0, s: float = 1.0) -> None:
+        """Set the regularisation parameter for the original data's ``reg``."""
+
+    def solution(self, a: float = 1.0, s: float = 1.0
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The solved weights and dual candidates, mapped back to the original data."""
 
 
-def scaled_data(data: ProblemData, a: float, s: float) -> ProblemData:
-    """``data`` with ``X/a`` and ``Y/s`` (``a > 0`` keeps every activation pattern)."""
-    if a == 1.0 and s == 1.0:
-        return data
-    return ProblemData(data.X / a, data.Y / s, data.patterns, data.bias, data.single_output,
-                       data.sha256)
+@dataclass(frozen=True)
+class Primal:
+    """The primal objective of some weights, their residual ``Y − Ŷ`` and feasibility checks."""
 
-
-def prepare(
-    X: Any,
-    y: Any,
-    *,
-    patterns: Patterns | int | str | None = None,
-    bias: bool = False,
-    seed: int | None = 0,
-) -> ProblemData:
-    """Validate ``X, y``, append the bias column, and resolve ``patterns``.
-
-    ``patterns`` may be a :class:`Patterns` (built on the same, bias-augmented ``X``),
-    an integer (that many Gaussian gates are sampled with ``seed``), ``"all"`` (exact
-    enumeration) or ``None`` (sample ``DEFAULT_PATTERN_COUNT`` gates).
-    """
-    X, Y = validate_xy(X, y)
-    single = np.ndim(y) == 1
-    sha = data_sha256(X, Y)
-    if not isinstance(bias, (bool, np.bool_)):
-        raise InvalidInputError(f"bias must be True or False; got {bias!r}.")
-    Xb = add_bias(X) if bias else X
-    if patterns is None:
-        pats = sample_patterns(Xb, DEFAULT_PATTERN_COUNT, seed)
-    elif isinstance(patterns, Patterns):
-        pats = patterns
-        if pats.masks.shape[0] != Xb.shape[0] or pats.gates.shape[0] != Xb.shape[1]:
-            raise InvalidInputError(
-                f"patterns were built for data of shape ({pats.n}, {pats.d}) but the data "
-                f"{'with its bias column ' if bias else ''}has shape {Xb.shape}; build them "
-                f"from the same X{' with the bias column (add_bias(X))' if bias else ''}."
-            )
-        if not np.array_equal(pats.masks, pats.masks_for(Xb)):
-            raise InvalidInputError(
-                "patterns.masks do not match 1[X gates ≥ 0] on this X; the patterns were "
-                "built on different data."
-            )
-    elif isinstance(patterns, str):
-        if patterns != "all":
-            raise InvalidInputError(
-                f"patterns must be a Patterns, a count, 'all' or None; got {patterns!r}."
-            )
-        pats = enumerate_patterns(Xb)
-    elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
-        pats = sample_patterns(Xb, int(patterns), seed)
-    else:
-        raise InvalidInputError(
-            f"patterns must be a Patterns, a count, 'all' or None; got {type(patterns).__name__}."
-        )
-    if pats.P == 0:
-        raise InvalidInputError("no non-zero activation pattern: draw more gates.")
-    return ProblemData(Xb, Y, pats, bool(bias), single, sha)
+    objective: float
+    residual: np.ndarray
+    checks: Mapping[str, float] = field(default_factory=dict)
 
 
 def check_dpp(problem: Any, what: str) -> None:
@@ -169,36 +99,31 @@ def check_dpp(problem: Any, what: str) -> None:
         raise ConvexNNError(f"internal error: the {what} is not DPP; please report it.")
 
 
-@dataclass(frozen=True)
-class SolveOptions:
-    """How to solve: solver (canonical cvxpy name), tolerance, method and extras."""
-
-    solver: str = "CLARABEL"
-    tol: float = 1e-6
-    method: str = "ipm"
-    verbose: bool = False
-    solver_options: Mapping[str, Any] = field(default_factory=dict)
-    progress: bool = False
-
-
 class Formulation(ABC):
     """Base class of the registered convex programs."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     reg_name: ClassVar[str] = "lam"
-    methods: ClassVar[tuple[str, ...]] = ("ipm",)
+    #: Method names offered to users → algorithm names in :mod:`convexnn.methods`.
+    methods: ClassVar[Mapping[str, str]] = {"ipm": "ipm"}
+    #: The formulation's own typed options (besides the method's).
+    Options: ClassVar[type[Options]] = NoOptions
     #: Plain-text mathematics shown by ``convexnn explain``.
     math: ClassVar[str] = ""
+    #: The page of ``docs/math/`` with the derivation.
+    docs: ClassVar[str] = ""
+
+    # -- the program ------------------------------------------------------------------
 
     @abstractmethod
     def reg_max(self, data: ProblemData) -> float:
-        """Smallest regularisation at which zero is optimal."""
+        """The unit of ``lam_ratio`` (``λ_max``, or the kernel scale for μ)."""
 
     @abstractmethod
-    def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
-              ) -> Solution:
-        """Solve at regularisation ``reg`` and certify."""
+    def primal(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray]
+               ) -> Primal:
+        """Objective, residual and feasibility checks of ``weights``."""
 
     @abstractmethod
     def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
@@ -210,26 +135,82 @@ class Formulation(ABC):
         """The non-convex network encoded by ``weights`` (None when there is none)."""
         return None
 
-    def reject_options(self, given: Mapping[str, Any], allowed: Any = (),
-                       context: str = "") -> None:
-        """Raise :class:`InvalidInputError` naming options outside ``allowed``."""
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            raise InvalidInputError(
-                f"unexpected option(s) {unknown} for {self.name}{context}; "
-                f"allowed: {sorted(allowed) or 'none'}."
-            )
+    def build_primal(self, data: ProblemData) -> Program | None:
+        """The declarative primal program (None when the formulation has none)."""
+        return None
+
+    def build_dual(self, data: ProblemData) -> Program | None:
+        """The declarative dual program (None when the formulation has none)."""
+        return None
+
+    def build_problems(self, data: ProblemData, reg: float) -> dict[str, cp.Problem]:
+        """The cvxpy problems at ``reg`` on ``data``, by label (for teaching and ``explain``)."""
+        out = {}
+        for label, program in (("primal", self.build_primal(data)),
+                               ("dual", self.build_dual(data))):
+            if program is not None:
+                program.set_reg(reg)
+                out[label] = program.problem
+        return out
+
+    def ipm_size(self, data: ProblemData) -> tuple[int, int]:
+        """Non-zeros and rows (variables + cone rows) of the primal program (memory guard)."""
+        raise NotImplementedError(f"{self.name} has no interior-point program.")
+
+    #: Whether :meth:`dual_constraint_values` exists (global optimality over all patterns).
+    global_check: ClassVar[bool] = False
+
+    def dual_constraint_values(self, X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """Left-hand side of the dual constraint of every pattern (columns of M) at ``z = R``."""
+        raise InvalidInputError(
+            f"the global check over all patterns applies to formulations with a pattern-wise "
+            f"dual constraint; {self.name} has none."
+        )
+
+    def dual_point(self, data: ProblemData, Z: np.ndarray) -> dict[str, np.ndarray]:
+        """The full dual point of the program for ``z = Z`` (with its multipliers, if any)."""
+        return {"z": Z}
+
+    def finalize(self, data: ProblemData, reg: float, weights: dict[str, np.ndarray],
+                 dual: Mapping[str, np.ndarray], options: Options
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """A method's weights as the solution reports them, and what to record in ``info``."""
+        return weights, {}
+
+    # -- choosing a method and the regularisation -----------------------------------
 
     def choose_method(self, data: ProblemData, method: str) -> str:
-        """Resolve ``"auto"`` and check that ``method`` is offered."""
+        """Resolve ``"auto"`` (the first method offered) and check that ``method`` is offered."""
         if method == "auto":
-            return self.methods[0]
+            return next(iter(self.methods))
         if method not in self.methods:
             raise InvalidInputError(
                 f"method {method!r} is not available for {self.name}; choose one of "
                 f"{['auto', *self.methods]}."
             )
         return method
+
+    def reg_scale(self, data: ProblemData) -> float:
+        """``reg_max(data)``, the unit of ``lam_ratio``; refuses a zero scale with the fix."""
+        top = self.reg_max(data)
+        if top <= 0:
+            raise InvalidInputError(
+                f"{self.reg_name}_max is 0 (y is orthogonal to every pattern): give "
+                f"{self.reg_name} explicitly."
+            )
+        return top
+
+    def resolve_reg(self, data: ProblemData, reg: Any = None, ratio: Any = None) -> float:
+        """``reg`` itself, or ``ratio · reg_max(data)`` (default ratio 0.1)."""
+        name = self.reg_name
+        if reg is not None and ratio is not None:
+            raise InvalidInputError(f"give either {name} or {name}_ratio, not both.")
+        if reg is not None:
+            return positive(reg, name)
+        ratio = positive(0.1 if ratio is None else ratio, f"{name}_ratio")
+        return ratio * self.reg_scale(data)
+
+    # -- the solution -----------------------------------------------------------------
 
     def make_solution(
         self,
@@ -273,3 +254,6 @@ class Formulation(ABC):
             data_sha256=data.sha256,
             info=dict(info or {}),
         )
+
+    def __repr__(self) -> str:
+        return f"<formulation {self.name!r}: {self.title}; methods {list(self.methods)}>"

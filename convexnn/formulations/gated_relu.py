@@ -1,4 +1,6 @@
-"""Gated-ReLU network training as a group lasso (SPEC §1), exact and unconstrained.
+"""Gated-ReLU network training as a group lasso, exact and unconstrained.
+
+Mathematics: ``docs/math/gated_relu.md``.
 
 Primal:  p_G = min_W ½||Σ_i D_i X W_i − Y||² + λ Σ_i ||W_i||_F
 Dual:    d_G = max_Z ⟨Y, Z⟩ − ½||Z||²   s.t.  ||X^T D_i Z||_F ≤ λ  for every pattern i.
@@ -6,42 +8,44 @@ Dual:    d_G = max_Z ⟨Y, Z⟩ − ½||Z||²   s.t.  ||X^T D_i Z||_F ≤ λ  fo
 Both are built once per pattern set as DPP cvxpy problems with ``λ`` a
 ``cp.Parameter``; the design ``A = [D_1 X, …, D_P X]`` is one sparse matrix and the
 P group norms are one vectorised ``norm(·, axis=0)`` — no Python loop over patterns.
+The certificate (:func:`gated_relu_certificate`) is defined here once and used by every
+method, by ``convexnn verify`` and by the global check.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
-from ..certificate import Certificate, gated_relu_certificate
-from ..errors import ConvexNNError, InvalidInputError
-from ..group_lasso import (
-    GRAM_CACHE_COLUMNS,
-    NEWTON_MAX_DIM,
-    GroupLassoOperator,
-    solve_group_lasso,
+from ..certificate import (
+    DEFAULT_TOLERANCE,
+    Certificate,
+    ball_scale,
+    best_candidate,
+    best_multiple,
+    finite_candidates,
+    make_certificate,
 )
-from ..memory import dense_bytes, ipm_bytes, require_memory
 from ..networks import GatedReLUNetwork
-from ..ops import adjoint, design_matrix, group_norms
-from ..solution import Solution
-from ..solvers import InaccurateSolutionWarning, run_problem
-from .base import Formulation, ProblemData, SolveOptions, check_dpp, ipm_scales, scaled_data
+from ..ops import adjoint, as_blocks, design_matrix, forward, group_norms
+from ..problem import ProblemData
+from .base import Formulation, Primal, check_dpp
 
 __all__ = [
     "GatedReLU",
+    "GatedReLUReweight",
     "GroupLassoFormulation",
     "GatedReLUProgram",
     "GatedReLUDual",
     "build_primal",
     "build_dual",
-    "memory_estimates",
+    "ball_dual_value",
+    "gated_relu_objective",
+    "gated_relu_certificate",
     "AUTO_IPM_MAX_SIZE",
 ]
 
@@ -57,12 +61,30 @@ is exactly the group lasso over the activation patterns D_i = diag(1[X g_i ≥ 0
     p_G = min_W  ½ || Σ_i D_i X w_i − y ||²  +  λ Σ_i ||w_i||₂
 
 Dual:  d_G = max_z  yᵀz − ½||z||²   s.t.  ||Xᵀ D_i z||₂ ≤ λ  for every i,
-with z* = y − ŷ* (the residual). Certificate from ANY W: r = y − ŷ,
-z = r · min(1, λ / max_i ||Xᵀ D_i r||) is dual feasible; gap = p(W) − d(z) ≥ 0.
-λ_max = max_i ||Xᵀ D_i y|| is the smallest λ with W = 0 optimal.
+with z* = y − ŷ* (the residual). Certificate from ANY W: r = y − ŷ; every multiple
+s·r with 0 ≤ s ≤ λ / max_i ||Xᵀ D_i r|| is dual feasible, and the best one is taken;
+gap = p(W) − d(s·r) ≥ 0. λ_max = max_i ||Xᵀ D_i y|| is the smallest λ with W = 0 optimal.
 Network from W: each w_i ≠ 0 gives a neuron (gate g_i, u = w_i/√||w_i||, a = √||w_i||),
 and its training objective equals the convex objective exactly.
 """
+
+REWEIGHT_MATH = """\
+The gated-ReLU group lasso at λ, reached from the NTK by iterative reweighting.
+For kernel weights η ≥ 0 on the patterns, K_η = Σ_i η_i D_i X Xᵀ D_i and
+    p_G(λ) = min_{η ≥ 0}  (λ/2) yᵀ(K_η + λI)⁻¹y + (λ/2) Σ_i η_i     (at η_i = ||w_i*||).
+Start from the NTK weights η⁰ = p (target-blind) and repeat
+    α = (K_η + λI)⁻¹ y,   w_i = η_i Xᵀ D_i α,   η ← (||w_i||)_i
+— exact block-coordinate descent on a jointly convex function, so the objective
+½||y − Σ D_i X w_i||² + λ Σ ||w_i|| never increases. Each step also gives a lower
+bound: the residual λα scaled into the dual ball ||Xᵀ D_i z|| ≤ λ. The loop stops on
+the certified relative gap; once the support settles it hands over to the gated-ReLU
+fast solver at the same λ. In μ mode (the MKL formulation) η stays on the simplex and
+λ = μ Σ_i ||w_i|| is found on the way.
+"""
+
+# ---------------------------------------------------------------------------
+# Declarative programs
+# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -86,6 +108,16 @@ class GatedReLUProgram:
         """Warm-start value from blocks (P, d, c)."""
         self.W.value = W.transpose(0, 2, 1).reshape(self.P, self.d * self.c).T
 
+    def set_reg(self, reg: float, a: float = 1.0, s: float = 1.0) -> None:
+        """``λ' = λ/(a s)`` on data ``(X/a, Y/s)``."""
+        self.lam.value = reg / (a * s)
+
+    def solution(self, a: float = 1.0, s: float = 1.0) -> tuple[dict, dict]:
+        """``W = (s/a) W'``; no dual candidate (the residual is the certificate's)."""
+        if self.W.value is None:
+            return {}, {}
+        return {"W": self.weights() * (s / a)}, {}
+
 
 @dataclass
 class GatedReLUDual:
@@ -95,9 +127,16 @@ class GatedReLUDual:
     lam: cp.Parameter
     Z: cp.Variable
 
+    def set_reg(self, reg: float, a: float = 1.0, s: float = 1.0) -> None:
+        self.lam.value = reg / (a * s)
 
-def _per_output_blocks(A: Any, var: cp.Expression, d: int, P: int, c: int,
-                       transpose: bool) -> list[cp.Expression]:
+    def solution(self, a: float = 1.0, s: float = 1.0) -> tuple[dict, dict]:
+        """No primal weights; the dual point ``z = s z'``."""
+        return {}, ({} if self.Z.value is None else {"z": np.asarray(self.Z.value) * s})
+
+
+def per_output_blocks(A: Any, var: cp.Expression, d: int, P: int, c: int,
+                      transpose: bool) -> list[cp.Expression]:
     """Per output k: ``A vec(W_k)`` (primal) or ``reshape(Aᵀ z_k)`` (dual) as expressions."""
     out = []
     for k in range(c):
@@ -108,6 +147,12 @@ def _per_output_blocks(A: Any, var: cp.Expression, d: int, P: int, c: int,
     return out
 
 
+def squared_fit(A: Any, W: cp.Expression, Y: np.ndarray, d: int, P: int) -> cp.Expression:
+    """``Σ_k ||A vec(W_k) − Y_k||²`` (twice the loss) for the (d·c, P) variable layout."""
+    return sum(cp.sum_squares(e - Y[:, k]) for k, e in
+               enumerate(per_output_blocks(A, W, d, P, Y.shape[1], transpose=False)))
+
+
 def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUProgram:
     """``min ½||A vec(W) − Y||² + λ Σ_i ||W_i||_F`` as a DPP cvxpy problem."""
     n, d = X.shape
@@ -115,9 +160,8 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUProgra
     A = design_matrix(X, M)
     lam = cp.Parameter(nonneg=True, name="lam")
     W = cp.Variable((d * c, P), name="W")
-    fit = sum(cp.sum_squares(e - Y[:, k]) for k, e in
-              enumerate(_per_output_blocks(A, W, d, P, c, transpose=False)))
-    problem = cp.Problem(cp.Minimize(0.5 * fit + lam * cp.sum(cp.norm(W, 2, axis=0))))
+    problem = cp.Problem(cp.Minimize(0.5 * squared_fit(A, W, Y, d, P)
+                                     + lam * cp.sum(cp.norm(W, 2, axis=0))))
     check_dpp(problem, "gated-ReLU primal")
     return GatedReLUProgram(problem, lam, W, P, d, c)
 
@@ -129,7 +173,7 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUDual:
     A = design_matrix(X, M)
     lam = cp.Parameter(nonneg=True, name="lam")
     Z = cp.Variable((n, c), name="Z")
-    G = cp.vstack(_per_output_blocks(A, Z, d, P, c, transpose=True))  # (d·c, P)
+    G = cp.vstack(per_output_blocks(A, Z, d, P, c, transpose=True))  # (d·c, P)
     problem = cp.Problem(
         cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)),
         [cp.norm(G, 2, axis=0) <= lam],
@@ -138,80 +182,140 @@ def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUDual:
     return GatedReLUDual(problem, lam, Z)
 
 
-def memory_estimates(data: ProblemData) -> dict[str, int]:
-    """Estimated peak bytes of each method on ``data`` (see :mod:`convexnn.memory`).
+# ---------------------------------------------------------------------------
+# The certificate
+# ---------------------------------------------------------------------------
 
-    ``"ipm"``: ``nnz(A) = c·d·nnz(M)`` non-zeros, ``n·c + P·(2·d·c + 1)`` rows/variables.
-    ``"fast"``: ``O(nP + n·d·c + P·d·c)`` — the float copy of ``M``, one working-set copy
-    of it, the GEMM temporaries and a dozen iterate-sized arrays — plus the bounded
-    Newton refinement (cached Gram blocks and one Hessian, see
-    :mod:`convexnn.group_lasso`).
+
+def ball_dual_value(Y: np.ndarray, Z: np.ndarray, top: float, lam: float
+                    ) -> tuple[float, float]:
+    """Dual value ``⟨Y, sZ⟩ − ½||sZ||²`` at the best feasible multiple of ``Z`` and that ``s``.
+
+    ``top = max_i ||Xᵀ D_i Z||`` (or, for the ReLU program, the largest support value),
+    so every ``0 ≤ s ≤ λ/top`` is dual feasible; the concave quadratic in ``s`` is
+    maximised over that interval. The one dual value of the group-lasso programs: the
+    certificate, the first-order method's stopping rule, reweighting's bound in λ mode
+    and the global check all call it.
     """
-    n, d, P, c = data.n, data.d, data.P, data.c
-    nnz = int(np.count_nonzero(data.M)) * d * c
-    newton = (min(GRAM_CACHE_COLUMNS, P * d) ** 2 + 2 * min(NEWTON_MAX_DIM, P * d * c) ** 2
-              + 2 * n * min(GRAM_CACHE_COLUMNS, P * d))
-    return {
-        "ipm": ipm_bytes(nnz, n * c + P * (2 * d * c + 1)),
-        "fast": dense_bytes(2 * n * P, 4 * n * d * c, 16 * P * d * c, 12 * n * c, newton)
-        + 2**20,
-    }
+    return best_multiple(float(np.vdot(Y, Z)), float(np.vdot(Z, Z)), ball_scale(top, lam))
 
 
-_FAST_OPTIONS = ("init", "max_iter", "polish", "working_set", "threads", "memory_limit")
-_IPM_OPTIONS = ("memory_limit",)
+def gated_relu_objective(X: np.ndarray, Y: np.ndarray, M: np.ndarray, W: np.ndarray,
+                         lam: float) -> tuple[float, np.ndarray]:
+    """``½||Y − Σ D_i X W_i||² + λ Σ ||W_i||_F`` and the residual ``Y − Ŷ``."""
+    R = Y - forward(X, M, W)
+    return 0.5 * float(np.sum(R * R)) + lam * float(np.sum(group_norms(W))), R
+
+
+def gated_relu_certificate(
+    X: np.ndarray,
+    Y: np.ndarray,
+    M: np.ndarray,
+    W: np.ndarray,
+    lam: float,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    scope: str = "sampled",
+    duals: Iterable[np.ndarray] = (),
+    formulation: str = "gated_relu",
+) -> tuple[Certificate, np.ndarray]:
+    """Certificate of the group lasso for any primal ``W`` (P, d, c).
+
+    Primal ``½||Σ D_i X W_i − Y||² + λ Σ ||W_i||_F``. Dual-feasible points: the best
+    multiple (:func:`ball_dual_value`) of the residual ``R = Y − Ŷ`` and of every
+    candidate in ``duals``; the best of them is kept.
+
+    Returns
+    -------
+    certificate : Certificate
+    Z : ndarray (n, c) — the dual-feasible point that produced ``dual_objective``.
+    """
+    primal, R = gated_relu_objective(X, Y, M, W, lam)
+
+    def value(Z: np.ndarray) -> tuple[float, np.ndarray]:
+        top = float(np.max(group_norms(adjoint(X, M, Z)), initial=0.0))
+        val, s = ball_dual_value(Y, Z, top, lam)
+        return val, s * Z
+
+    best, Z = best_candidate(finite_candidates(Y.shape, (R, *duals)), value)
+    if Z is None:  # a non-finite residual: nothing is feasible but 0
+        best, Z = 0.0, np.zeros_like(Y)
+    cert = make_certificate(formulation, primal, best, tolerance=tolerance, scope=scope)
+    return cert, Z
+
+
+# ---------------------------------------------------------------------------
+# The registered formulations
+# ---------------------------------------------------------------------------
 
 
 class GroupLassoFormulation(Formulation):
-    """Formulations whose weights are the group-lasso blocks ``W`` (P, d, c) of SPEC §1.
+    """Formulations whose weights are the group-lasso blocks ``W`` (P, d, c).
 
-    They share ``λ_max``, the numpy certificate of the group lasso and the gated-ReLU
-    network the blocks encode; subclasses differ in how they reach the optimum.
+    They share ``λ_max``, the numpy certificate of the group lasso, the dual constraint
+    of the global check and the gated-ReLU network the blocks encode.
     """
+
+    global_check = True
+    docs = "docs/math/gated_relu.md"
 
     def reg_max(self, data: ProblemData) -> float:
         """``λ_max = max_i ||X^T D_i Y||_F``."""
         return float(group_norms(adjoint(data.X, data.M, data.Y)).max())
+
+    def primal(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray]
+               ) -> Primal:
+        W = as_blocks(weights["W"], data.P, data.d)
+        value, R = gated_relu_objective(data.X, data.Y, data.M, W, reg)
+        return Primal(value, R)
 
     def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         duals = [dual["z"]] if dual is not None and "z" in dual else []
         cert, Z = gated_relu_certificate(
-            data.X, data.Y, data.M, weights["W"], reg, tolerance=tol,
-            scope=data.patterns.scope, duals=duals, formulation=self.name,
+            data.X, data.Y, data.M, as_blocks(weights["W"], data.P, data.d), reg,
+            tolerance=tol, scope=data.patterns.scope, duals=duals, formulation=self.name,
         )
         return cert, {"z": Z}
+
+    def dual_constraint_values(self, X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """``||Xᵀ D_i R||_F`` for every pattern."""
+        return group_norms(adjoint(X, M, R))
 
     def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> GatedReLUNetwork:
         return GatedReLUNetwork.from_weights(
             weights["W"], data.patterns.gates, bias=data.bias, single_output=data.single_output
         )
 
+    def build_primal(self, data: ProblemData) -> GatedReLUProgram:
+        return build_primal(data.X, data.Y, data.M)
+
+    def build_dual(self, data: ProblemData) -> GatedReLUDual:
+        return build_dual(data.X, data.Y, data.M)
+
+    def ipm_size(self, data: ProblemData) -> tuple[int, int]:
+        """``nnz(A) = c·d·nnz(M)``; ``n·c + P·(2·d·c + 1)`` rows and variables."""
+        n, d, P, c = data.n, data.d, data.P, data.c
+        return int(np.count_nonzero(data.M)) * d * c, n * c + P * (2 * d * c + 1)
+
 
 class GatedReLU(GroupLassoFormulation):
-    """Group lasso of SPEC §1 (gated-ReLU networks).
+    """The group lasso of gated-ReLU networks.
 
-    Methods: ``"ipm"`` builds the declarative cvxpy program and solves it with an
-    interior-point solver (the reference); ``"fast"`` runs the structured solver of
-    :mod:`convexnn.group_lasso` (accelerated proximal gradient with restart on a
-    working set, a Newton refinement on the support, and the interior-point program on
-    the working set when first-order progress stalls). ``"auto"`` picks ``"ipm"`` when
-    ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE`` and ``"fast"`` otherwise. Both certify with the same
-    numpy code.
-
-    Options (``solve(..., **options)``): ``memory_limit`` (bytes or ``"2G"``; both
-    methods) and, for ``"fast"``, ``init`` (warm-start weights, shape (P, d[, c])),
-    ``max_iter`` (proximal-gradient iterations, default 20000), ``polish`` (default
-    True), ``working_set`` (default True) and ``threads`` (BLAS threads during the
-    solve, default 1: its GEMMs are small and threads contend on shared machines; None
-    leaves BLAS as configured).
+    Methods: ``"ipm"`` (the declarative cvxpy program with an interior-point solver, the
+    reference), ``"fast"`` (:mod:`convexnn.methods.group_lasso`: accelerated proximal
+    gradient on a working set with a Newton refinement and an interior-point polish)
+    and ``"reweight"`` (:mod:`convexnn.methods.reweight`: iterative reweighting of the
+    kernel weights from the NTK, numpy only). ``"auto"`` picks ``"ipm"`` when
+    ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE`` and ``"fast"`` otherwise. Every method certifies
+    with the same numpy code.
     """
 
     name = "gated_relu"
     title = "Gated-ReLU network ↔ group lasso"
     reg_name = "lam"
-    methods = ("ipm", "fast")
+    methods = {"ipm": "ipm", "fast": "group_lasso", "reweight": "reweight"}
     math = MATH
 
     def choose_method(self, data: ProblemData, method: str) -> str:
@@ -221,201 +325,19 @@ class GatedReLU(GroupLassoFormulation):
             return "ipm" if size <= AUTO_IPM_MAX_SIZE else "fast"
         return super().choose_method(data, method)
 
-    def check_memory(self, data: ProblemData, method: str, limit: Any = None) -> None:
-        """Raise ProblemTooLargeError when ``method`` would not fit (see ``memory_estimates``)."""
-        est = memory_estimates(data)
-        require_memory(
-            est[method], what=self.name, method=method,
-            sizes={"n": data.n, "d": data.d, "P": data.P, "c": data.c},
-            alternatives={m: v for m, v in est.items() if m != method}, limit=limit,
-        )
 
-    def check_options(self, method: str, kwargs: Mapping[str, Any]) -> None:
-        """Refuse options the method does not take (naming the allowed ones)."""
-        allowed = _FAST_OPTIONS if method == "fast" else _IPM_OPTIONS
-        hint = "" if method == "fast" else " (init, max_iter, polish, working_set and threads " \
-            "belong to method='fast')"
-        self.reject_options(kwargs, allowed, context=f" with method={method!r}{hint}")
+class GatedReLUReweight(GatedReLU):
+    """The gated-ReLU group lasso solved by iterative reweighting (numpy only).
 
-    def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
-              ) -> Solution:
-        method = options.method
-        self.check_options(method, kwargs)
-        self.check_memory(data, method, kwargs.get("memory_limit"))
-        if method == "fast":
-            return self.solve_fast(data, reg, options, **kwargs)
-        return self.solve_ipm(data, reg, options)
-
-    def solve_ipm(self, data: ProblemData, reg: float, options: SolveOptions,
-                  program: GatedReLUProgram | None = None) -> Solution:
-        """The declarative program (built here unless a built ``program`` is given).
-
-        The solver works on the data rescaled by :func:`~convexnn.formulations.base.ipm_scales`
-        (``X/a``, ``Y/s``, ``λ/(a s)``; ``W = (s/a) W'``), so a given ``program`` must be
-        built on ``scaled_data(data, *ipm_scales(data))``. The certificate is computed on
-        the original data.
-        """
-        start = time.perf_counter()
-        a, s = ipm_scales(data)
-        if program is None:
-            scaled = scaled_data(data, a, s)
-            program = build_primal(scaled.X, scaled.Y, scaled.M)
-        program.lam.value = reg / (a * s)
-        build_s = time.perf_counter() - start
-        run = run_problem(program.problem, options.solver, tol=options.tol,
-                          verbose=options.verbose, options=dict(options.solver_options))
-        solver_objective = (None if run.solver_objective is None
-                            else run.solver_objective * s * s)
-        return self.make_solution(
-            data, reg, {"W": program.weights() * (s / a)}, options,
-            status=run.status, solver=run.solver, method="ipm",
-            build_s=build_s + run.compile_s, solve_s=run.solve_s,
-            info={"iterations": run.iterations, "solver_objective": solver_objective,
-                  "scaling": {"X": a, "y": s}},
-        )
-
-    def solve_fast(
-        self,
-        data: ProblemData,
-        reg: float,
-        options: SolveOptions,
-        *,
-        init: Any = None,
-        max_iter: int = 20_000,
-        polish: bool = True,
-        working_set: Any = True,
-        threads: int | None = 1,
-        memory_limit: Any = None,
-        operator: GroupLassoOperator | None = None,
-    ) -> Solution:
-        """The structured first-order path (:func:`convexnn.group_lasso.solve_group_lasso`).
-
-        ``operator`` (a prebuilt :class:`~convexnn.group_lasso.GroupLassoOperator`) is
-        reused along paths. ``working_set`` may also be a boolean mask (P,) of groups to
-        start from (e.g. a screening rule's survivors; the answer is always certified
-        on the full pattern set).
-        """
-        W0 = _check_init(init, data) if init is not None else None
-        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
-                or max_iter < 0:
-            raise InvalidInputError(f"max_iter must be an integer ≥ 0; got {max_iter!r}.")
-        if not isinstance(polish, (bool, np.bool_)):
-            raise InvalidInputError(f"polish must be True or False; got {polish!r}.")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(
-                threads, (int, np.integer)) or threads < 1):
-            raise InvalidInputError(f"threads must be an integer ≥ 1 or None; got {threads!r}.")
-        seed_ws = None
-        if isinstance(working_set, (bool, np.bool_)):
-            use_ws = bool(working_set)
-        else:
-            seed_ws = np.asarray(working_set)
-            if seed_ws.dtype != bool or seed_ws.shape != (data.P,):
-                raise InvalidInputError(
-                    f"working_set must be True, False or a boolean mask of shape ({data.P},)."
-                )
-            use_ws = True
-        polisher = _Polisher(self, data, reg, options, memory_limit) if polish else None
-        with _blas_threads(threads):
-            start = time.perf_counter()
-            res = solve_group_lasso(
-                data.X, data.Y, data.M, reg, W0=W0, tol=options.tol, max_iter=int(max_iter),
-                polish=polisher, working_set=seed_ws, use_working_set=use_ws,
-                operator=operator,
-            )
-            solve_s = time.perf_counter() - start
-            solver = "numpy" if res.polish_rounds == 0 else f"numpy+{options.solver}"
-            info = {
-                "iterations": res.iterations,
-                "restarts": res.restarts,
-                "newton_steps": res.newton_steps,
-                "backtracks": res.backtracks,
-                "outer_iterations": res.outer_iterations,
-                "polish_rounds": res.polish_rounds,
-                "polish_seconds": polisher.seconds if polisher else 0.0,
-                "polish_error": polisher.error if polisher else None,
-                "working_set": res.working_set,
-                "screened": res.screened,
-                "lipschitz": res.lipschitz,
-                "solver_relative_gap": res.relative_gap,
-                "history": [list(h) for h in res.history],
-                "threads": threads,
-            }
-            return self.make_solution(
-                data, reg, {"W": res.W}, options, status=res.status, solver=solver,
-                method="fast", build_s=0.0, solve_s=solve_s, dual={"z": res.Z}, info=info,
-            )
-
-
-def _check_init(init: Any, data: ProblemData) -> np.ndarray:
-    W = np.asarray(init, dtype=np.float64)
-    if W.ndim == 2 and data.c == 1:
-        W = W[:, :, None]
-    if W.shape != (data.P, data.d, data.c):
-        raise InvalidInputError(
-            f"init must have shape ({data.P}, {data.d}"
-            f"{', ' + str(data.c) if data.c > 1 else '[, 1]'}) (patterns, features"
-            f"{' with the bias column' if data.bias else ''}, outputs); got {W.shape}."
-        )
-    if not np.all(np.isfinite(W)):
-        raise InvalidInputError("init contains NaN or infinite values.")
-    return W
-
-
-class _blas_threads:
-    """Limit BLAS threads inside a block (no-op for None).
-
-    One ``ThreadpoolController`` is kept for the process: building it scans the loaded
-    libraries, which costs milliseconds — too much to repeat for every λ of a path.
+    ``convexnn.solve("reweight", X, y, lam=…)`` is ``solve("gated_relu", …,
+    method="reweight")`` under its own name (``docs/math/reweighting.md``).
     """
 
-    _controller: Any = None
+    name = "reweight"
+    title = "Iterative reweighting from the NTK to the gated-ReLU optimum"
+    methods = {"reweight": "reweight"}
+    math = REWEIGHT_MATH
+    docs = "docs/math/reweighting.md"
 
-    def __init__(self, threads: int | None):
-        self.threads = threads
-        self._ctx = None
-
-    def __enter__(self):
-        if self.threads is not None:
-            if _blas_threads._controller is None:
-                from threadpoolctl import ThreadpoolController
-
-                _blas_threads._controller = ThreadpoolController()
-            self._ctx = _blas_threads._controller.limit(limits=int(self.threads),
-                                                        user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-        return False
-
-
-class _Polisher:
-    """Interior-point program on a working set of groups (called when FISTA stalls)."""
-
-    def __init__(self, form: GatedReLU, data: ProblemData, reg: float, options: SolveOptions,
-                 memory_limit: Any):
-        self.form, self.data, self.reg, self.options = form, data, reg, options
-        self.memory_limit = memory_limit
-        self.seconds = 0.0
-        self.error: str | None = None
-
-    def __call__(self, idx: np.ndarray, W_idx: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            sub = self.data.with_patterns(self.data.patterns.subset(idx))
-            self.form.check_memory(sub, "ipm", self.memory_limit)
-            program = build_primal(sub.X, sub.Y, sub.M)
-            program.lam.value = self.reg
-            with warnings.catch_warnings():
-                # the full-set certificate decides; an inaccurate polish is just not used
-                warnings.simplefilter("ignore", InaccurateSolutionWarning)
-                run_problem(program.problem, self.options.solver, tol=self.options.tol,
-                            verbose=self.options.verbose,
-                            options=dict(self.options.solver_options))
-            return program.weights()
-        except ConvexNNError as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.seconds += time.perf_counter() - start
+    def choose_method(self, data: ProblemData, method: str) -> str:
+        return Formulation.choose_method(self, data, method)

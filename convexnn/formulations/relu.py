@@ -1,4 +1,4 @@
-"""ReLU network training as a cone-constrained group lasso (SPEC §2).
+"""ReLU network training as a cone-constrained group lasso (``docs/math/relu.md``).
 
 Primal:  p_R = min_{V,U} ½||Σ_i D_i X (V_i − U_i) − Y||² + λ Σ_i (||V_i||_F + ||U_i||_F)
                s.t.  S_i X V_i ≥ 0,  S_i X U_i ≥ 0   (S_i = 2 D_i − I, column by column)
@@ -19,28 +19,27 @@ and the Clarabel solve 6× slower. A changed pattern set is therefore a rebuild
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..certificate import Certificate, make_certificate
-from ..cones import cone_violation, dual_norms, project_to_cones, screen_values
+from ..certificate import Certificate, best_candidate, make_certificate
+from ..cones import cone_violation, dual_norms, project_to_cones, screen_values, support_values
 from ..errors import ConvexNNError, InvalidInputError
 from ..networks import ReLUNetwork
 from ..ops import adjoint, as_blocks, forward, group_norms
-from ..patterns import Patterns
-from ..solution import Solution
-from ..solvers import run_problem
-from .base import Formulation, ProblemData, SolveOptions, check_dpp, ipm_scales, scaled_data
+from ..problem import ProblemData
+from ..validation import Options, boolean
+from .base import Formulation, Primal, check_dpp
+from .gated_relu import ball_dual_value
 
 __all__ = [
     "ReLU",
+    "ReLUOptions",
     "ReLUProgram",
     "ReLUDual",
     "build_primal",
@@ -136,6 +135,21 @@ class ReLUProgram:
         """Starting values from blocks (P, d, c) (used by solvers that warm-start)."""
         self.V.value, self.U.value = _columns(V), _columns(U)
 
+    def set_reg(self, reg: float, a: float = 1.0, s: float = 1.0) -> None:
+        """``λ' = λ/(a s)`` on data ``(X/a, Y/s)``."""
+        self.lam.value = reg / (a * s)
+
+    def solution(self, a: float = 1.0, s: float = 1.0) -> tuple[dict, dict]:
+        """``V, U = (s/a)·(V', U')``; the cone multipliers ``α, β = s·(α', β')``."""
+        if self.V.value is None or self.U.value is None:
+            return {}, {}
+        weights = {k: v * (s / a) for k, v in self.weights().items()}
+        try:
+            dual = {k: v * s for k, v in self.multipliers().items()}
+        except ConvexNNError:
+            dual = {}
+        return weights, dual
+
 
 @dataclass
 class ReLUDual:
@@ -148,6 +162,15 @@ class ReLUDual:
     beta: cp.Variable
     P: int
     c: int
+
+    def set_reg(self, reg: float, a: float = 1.0, s: float = 1.0) -> None:
+        self.lam.value = reg / (a * s)
+
+    def solution(self, a: float = 1.0, s: float = 1.0) -> tuple[dict, dict]:
+        """No primal weights; the dual point and multipliers, scaled back by ``s``."""
+        if self.Z.value is None:
+            return {}, {}
+        return {}, {k: v * s for k, v in self.multipliers().items()}
 
     def multipliers(self) -> dict[str, np.ndarray]:
         n = self.Z.shape[0]
@@ -164,7 +187,7 @@ def _check_shapes(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> None:
 
 
 def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> ReLUProgram:
-    """The cone-constrained primal of SPEC §2 as a DPP cvxpy problem.
+    """The cone-constrained primal as a DPP cvxpy problem.
 
     ``min ½||Σ_i D_i X (V_i − U_i) − Y||² + λ Σ_i (||V_i||_F + ||U_i||_F)``
     ``s.t. S ∘ (X V) ≥ 0, S ∘ (X U) ≥ 0`` (two matrix inequalities, n × P·c each).
@@ -189,7 +212,7 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> ReLUProgram:
 
 
 def build_dual(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> ReLUDual:
-    """The dual of SPEC §2 as a DPP cvxpy problem (solved independently of the primal).
+    """The dual as a DPP cvxpy problem (solved independently of the primal).
 
     ``max ⟨Y, Z⟩ − ½||Z||²`` s.t. ``||X^T(D_i Z + S_i α_i)||_F ≤ λ``,
     ``||X^T(−D_i Z + S_i β_i)||_F ≤ λ``, ``α, β ≥ 0``.
@@ -262,11 +285,12 @@ def relu_certificate(
       run. This never changes the certificate — the scale ``t`` depends only on the
       largest value, and every value above λ is still computed exactly;
     * every ``{"z", "alpha", "beta"}`` in ``duals`` (e.g. the solver's multipliers;
-      negative entries of ``alpha``/``beta`` are clipped to 0).
+      negative entries of ``alpha``/``beta`` are clipped to 0; without ``"z"`` the
+      multipliers are taken for ``z = Y − Ŷ``).
 
-    Each is scaled by ``t = min(1, λ / max_i max(||X^T(D_i Z + S_i α_i)||,
-    ||X^T(−D_i Z + S_i β_i)||))`` — the constraints are positively homogeneous in
-    ``(Z, α, β)`` — which makes it exactly feasible; its value is ``⟨Y, tZ⟩ − ½||tZ||²``.
+    Each is scaled by the best ``t ∈ [0, λ / max_i max(||X^T(D_i Z + S_i α_i)||,
+    ||X^T(−D_i Z + S_i β_i)||)]`` — the constraints are positively homogeneous in
+    ``(Z, α, β)`` — which keeps it exactly feasible; its value is ``⟨Y, tZ⟩ − ½||tZ||²``.
 
     Checks: ``cone_violation`` = ``Σ_i ||(−S_i X V_i)_+||_F + ||(−S_i X U_i)_+||_F``
     divided by ``||Y||_F`` (a bound on the relative prediction error of the ReLU network
@@ -289,10 +313,10 @@ def relu_certificate(
     candidates = [(R, alpha, beta, max(va.max(initial=0.0), vb.max(initial=0.0)))]
     for dual in duals:
         try:
-            z = np.asarray(dual["z"], dtype=np.float64).reshape(Y.shape)
+            z = np.asarray(dual.get("z", R), dtype=np.float64).reshape(Y.shape)
             a = np.maximum(np.asarray(dual["alpha"], dtype=np.float64).reshape(P, -1, c), 0.0)
             b = np.maximum(np.asarray(dual["beta"], dtype=np.float64).reshape(P, -1, c), 0.0)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, TypeError):
             continue
         if a.shape[1] != X.shape[0] or b.shape != a.shape:
             continue
@@ -301,12 +325,14 @@ def relu_certificate(
         na, nb = dual_norms(X, M, z, a, b)
         candidates.append((z, a, b, max(na.max(initial=0.0), nb.max(initial=0.0))))
 
-    best_val, best = -np.inf, None
-    for z, a, b, top in candidates:
-        t = 1.0 if top <= lam else lam / top
-        val = t * float(np.sum(Y * z)) - 0.5 * t * t * float(np.sum(z * z))
-        if val > best_val:
-            best_val, best = val, (t * z, t * a, t * b)
+    def value(cand: tuple) -> tuple[float, tuple]:
+        z, a, b, top = cand
+        val, t = ball_dual_value(Y, z, top, lam)
+        return val, (t * z, t * a, t * b)
+
+    best_val, best = best_candidate(candidates, value)
+    if best is None:  # a non-finite residual: nothing is feasible but 0
+        best_val, best = 0.0, (np.zeros_like(Y), np.zeros_like(alpha), np.zeros_like(beta))
     Z, A, B = best
     na, nb = dual_norms(X, M, Z, A, B)
     dual_violation = max(0.0, max(na.max(initial=0.0), nb.max(initial=0.0)) / lam - 1.0)
@@ -332,14 +358,38 @@ def _multipliers(given: Mapping[str, np.ndarray] | None, P: int, n: int, c: int
     return out
 
 
+@dataclass(frozen=True)
+class ReLUOptions(Options):
+    """Options of the ReLU program for every method.
+
+    ``repair``: project each returned column onto its cone (NNLS) so the primal is
+    exactly feasible; the solver's own cone violation is kept in ``info``.
+    """
+
+    repair: bool = True
+
+    def __post_init__(self) -> None:
+        boolean(self.repair, "repair")
+
+
 class ReLU(Formulation):
-    """Cone-constrained group lasso of SPEC §2 (ReLU networks)."""
+    """Cone-constrained group lasso of ReLU networks (``docs/math/relu.md``).
+
+    Methods: ``"ipm"`` (the declarative program over every pattern and cone row) and
+    ``"fast"`` (:mod:`convexnn.methods.relu_working_set`: the same program on a working
+    set of blocks and cone rows, certified over every pattern). With ``augment=True``
+    (:mod:`convexnn.methods.augment`) violated patterns of the arrangement are added
+    until the check over all of them passes.
+    """
 
     name = "relu"
     title = "ReLU network ↔ cone-constrained group lasso"
     reg_name = "lam"
-    methods = ("ipm", "fast")
+    methods = {"ipm": "ipm", "fast": "relu_working_set"}
+    Options = ReLUOptions
     math = MATH
+    docs = "docs/math/relu.md"
+    global_check = True
     #: ``method="auto"`` picks ``"fast"`` when the full program has at least this many
     #: cone rows (2·n·P·c); below it both take a fraction of a second (measured: 0.13 s
     #: against 0.05 s at n=60, P=40) and the declarative program is the reference.
@@ -356,7 +406,7 @@ class ReLU(Formulation):
         return relu_reg_max(data.X, data.Y, data.M)
 
     def _weights(self, data: ProblemData, weights: Mapping[str, np.ndarray]
-                ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray]:
         missing = {"V", "U"} - set(weights)
         if missing:
             raise InvalidInputError(
@@ -373,144 +423,67 @@ class ReLU(Formulation):
             )
         return V, U
 
+    def primal(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray]
+               ) -> Primal:
+        V, U = self._weights(data, weights)
+        value, R = relu_objective(data.X, data.Y, data.M, V, U, reg)
+        violation = cone_violation(data.X, data.M, V, U) / max(float(np.linalg.norm(data.Y)),
+                                                               1e-12)
+        return Primal(value, R, {"cone_violation": violation})
+
     def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         V, U = self._weights(data, weights)
-        duals = [dual] if dual is not None and {"z", "alpha", "beta"} <= set(dual) else []
+        duals = [dual] if dual is not None and {"alpha", "beta"} <= set(dual) else []
         return relu_certificate(data.X, data.Y, data.M, V, U, reg, tolerance=tol,
                                 scope=data.patterns.scope, duals=duals,
                                 multipliers=duals[0] if duals else None,
                                 formulation=self.name)
 
+    def dual_constraint_values(self, X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """``max(||Π_{K_i}(Xᵀ D_i R)||, ||Π_{K_i}(−Xᵀ D_i R)||)`` for every pattern (NNLS)."""
+        C = adjoint(X, M, R)
+        return np.maximum(support_values(X, M, C)[0], support_values(X, M, -C)[0])
+
+    def dual_point(self, data: ProblemData, Z: np.ndarray) -> dict[str, np.ndarray]:
+        """``z`` with the multipliers ``α, β`` that minimise its constraint values (NNLS)."""
+        C = adjoint(data.X, data.M, Z)
+        return {"z": Z, "alpha": support_values(data.X, data.M, C)[1],
+                "beta": support_values(data.X, data.M, -C)[1]}
+
     def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> ReLUNetwork:
         V, U = self._weights(data, weights)
         return ReLUNetwork.from_weights(V, U, bias=data.bias, single_output=data.single_output)
 
-    def _solve_once(self, data: ProblemData, reg: float, options: SolveOptions, repair: bool,
-                    ) -> tuple[dict, dict, dict, Any, float, float]:
-        start = time.perf_counter()
-        # solved on X/a, Y/s at λ/(a s) (base.ipm_scales); weights map back by s/a, duals by s
-        a, s = ipm_scales(data)
-        scaled = scaled_data(data, a, s)
-        program = build_primal(scaled.X, scaled.Y, scaled.M)
-        program.lam.value = reg / (a * s)
-        build_s = time.perf_counter() - start
-        run = run_problem(program.problem, options.solver, tol=options.tol,
-                          verbose=options.verbose, options=dict(options.solver_options))
-        weights = {k: v * (s / a) for k, v in program.weights().items()}
-        mult = {k: v * s for k, v in program.multipliers().items()}
-        V, U = weights["V"], weights["U"]
+    def build_primal(self, data: ProblemData) -> ReLUProgram:
+        return build_primal(data.X, data.Y, data.M)
+
+    def build_dual(self, data: ProblemData) -> ReLUDual:
+        return build_dual(data.X, data.Y, data.M)
+
+    def ipm_size(self, data: ProblemData) -> tuple[int, int]:
+        """Two matrix cone inequalities of ``n·P·c`` rows with ``d`` non-zeros each, the fit."""
+        n, d, P, c = data.n, data.d, data.P, data.c
+        nnz = 2 * n * P * c * d + 2 * int(np.count_nonzero(data.M)) * d * c
+        return nnz, 2 * n * P * c + n * c + 2 * P * (d * c + 1)
+
+    def finalize(self, data: ProblemData, reg: float, weights: dict[str, np.ndarray],
+                 dual: Mapping[str, np.ndarray], options: Options
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Record how far the method's point is from feasibility; with ``repair`` project
+        every column onto its cone (an exactly feasible point)."""
+        V, U = self._weights(data, weights)
         R = data.Y - forward(data.X, data.M, V - U)
-        na, nb = dual_norms(data.X, data.M, R, mult["alpha"], mult["beta"])
-        raw_violation = cone_violation(data.X, data.M, V, U)
-        info = {
-            "iterations": run.iterations,
-            "solver_objective": (None if run.solver_objective is None
-                                 else run.solver_objective * s * s),
-            "scaling": {"X": a, "y": s},
-            # how far the solver's own (z = y − ŷ, α, β) is from dual feasibility
-            "solver_dual_violation": max(0.0, float(max(na.max(), nb.max())) / reg - 1.0),
-            "solver_cone_violation": raw_violation / max(float(np.linalg.norm(data.Y)), 1e-12),
-        }
-        if repair and raw_violation > 0:
-            # Euclidean projection of every column onto its cone: an exactly feasible point
-            V, U = project_to_cones(data.X, data.M, V)[0], project_to_cones(data.X, data.M, U)[0]
-            weights = {"V": V, "U": U}
-        dual = {"z": R, **mult}
-        return weights, dual, info, run, build_s + run.compile_s, run.solve_s
-
-    def solve(self, data: ProblemData, reg: float, options: SolveOptions, *,
-              augment: bool = False, candidates: Patterns | int | str | None = None,
-              max_rounds: int = 20, add_per_round: int = 20, max_patterns: int = 20_000,
-              repair: bool = True, warm_start: str | None = None,
-              working_set_rounds: int | None = None, working_set_add: int | None = None,
-              working_set_rows: int | None = None, **kwargs: Any) -> Solution:
-        """Solve at ``λ = reg`` and certify; with ``augment`` run the cutting-plane loop.
-
-        ``options.method`` is ``"ipm"`` (the declarative program over every pattern and
-        row) or ``"fast"`` (the working-set interior point method of
-        :mod:`convexnn.formulations.relu_fast`; its certificate covers every pattern too).
-
-        Parameters
-        ----------
-        augment : bool
-            After solving, check the dual constraint for every pattern of the
-            arrangement (:func:`convexnn.global_check.check_patterns`); add the most
-            violated patterns (up to ``add_per_round``) and re-solve, until none
-            violates beyond the tolerance or ``max_rounds`` re-solves were made.
-        candidates : Patterns, int, "all" or None
-            Patterns the loop checks: ``"all"`` enumerates the arrangement; an int
-            samples that many fresh Gaussian gates each round; None enumerates when the
-            arrangement has at most ``max_patterns`` cells and samples
-            ``max(1000, 10 P)`` gates per round otherwise. The certificate has scope
-            ``"all"`` only when the check over all patterns passed.
-        repair : bool
-            Project each returned column onto its cone (NNLS) so the primal is exactly
-            feasible; the solver's own cone violation is kept in ``info``.
-        warm_start : {"correlation", "gated"}, default "correlation"
-            ``"fast"`` only: the first working set — the blocks most violated at
-            ``z = y``, or the active groups of the gated-ReLU optimum.
-        working_set_rounds, working_set_add, working_set_rows : int
-            ``"fast"`` only: re-solves allowed (default 50), blocks added per round
-            (default ``max(10, 2d)``) and cone rows kept per new block (default ``2d + 10``).
-            With ``augment`` the re-solves of the augment loop use ``"fast"`` with these
-            at their defaults.
-        """
-        self.reject_options(kwargs, ("augment", "candidates", "max_rounds", "add_per_round",
-                                     "max_patterns", "repair", "warm_start",
-                                     "working_set_rounds", "working_set_add",
-                                     "working_set_rows"))
-        if augment:
-            from ..global_check import augment_loop, check_augment_options
-
-            check_augment_options(candidates, max_rounds, add_per_round)
-        elif candidates is not None:
-            raise InvalidInputError("candidates only apply with augment=True.")
-        given = [name for name, v in (("warm_start", warm_start),
-                                      ("working_set_rounds", working_set_rounds),
-                                      ("working_set_add", working_set_add),
-                                      ("working_set_rows", working_set_rows)) if v is not None]
-        if given and options.method != "fast":
-            raise InvalidInputError(
-                f"{', '.join(given)} only apply with method='fast' (method is "
-                f"{options.method!r}; pass method='fast')."
-            )
-        fast = {"warm_start": warm_start, "rounds": working_set_rounds,
-                "add": working_set_add, "rows": working_set_rows}
-        if options.method == "fast":
-            from .relu_fast import solve_working_set
-
-            # solved on X/a, Y/s at λ/(a s) (base.ipm_scales); weights map back by s/a
-            a, s = ipm_scales(data)
-            res = solve_working_set(scaled_data(data, a, s), reg / (a * s), options,
-                                    repair=repair,
-                                    **{k: v for k, v in fast.items() if v is not None})
-            res = replace(res, weights={k: v * (s / a) for k, v in res.weights.items()},
-                          dual={k: v * s for k, v in res.dual.items()},
-                          info={**res.info, "scaling": {"X": a, "y": s}})
-            sol = self.make_solution(data, reg, res.weights, options, status=res.status,
-                                     solver=res.solver, method="fast", build_s=res.build_s,
-                                     solve_s=res.solve_s, dual=res.dual,
-                                     info={"working_set": res.info})
-            if not sol.certificate.certified:
-                last = res.info["history"][-1]
-                warnings.warn(
-                    f"method='fast' is NOT certified (relative gap "
-                    f"{sol.certificate.relative_gap:.2e} over all {data.P} patterns)"
-                    + ("" if res.converged else
-                       f": the working set did not converge in {res.info['rounds']} rounds "
-                       f"({last['violating']} violating blocks, {last['added_rows']} violated "
-                       "rows left); raise working_set_rounds")
-                    + ".", RuntimeWarning, stacklevel=3)
-        else:
-            weights, dual, info, run, build_s, solve_s = self._solve_once(data, reg, options,
-                                                                          repair)
-            sol = self.make_solution(data, reg, weights, options, status=run.status,
-                                     solver=run.solver, method="ipm", build_s=build_s,
-                                     solve_s=solve_s, dual=dual, info=info)
-        if not augment:
-            return sol
-        return augment_loop(self, data, reg, options, sol, candidates=candidates,
-                            max_rounds=max_rounds, add_per_round=add_per_round,
-                            max_patterns=max_patterns, repair=repair)
+        raw = cone_violation(data.X, data.M, V, U)
+        info: dict[str, Any] = {
+            "solver_cone_violation": raw / max(float(np.linalg.norm(data.Y)), 1e-12)}
+        if "alpha" in dual and "beta" in dual:
+            # how far the method's own (z = y − ŷ, α, β) is from dual feasibility
+            na, nb = dual_norms(data.X, data.M, R, dual["alpha"], dual["beta"])
+            top = float(max(na.max(initial=0.0), nb.max(initial=0.0)))
+            info["solver_dual_violation"] = max(0.0, top / reg - 1.0)
+        if getattr(options, "repair", True) and raw > 0:
+            V = project_to_cones(data.X, data.M, V)[0]
+            U = project_to_cones(data.X, data.M, U)[0]
+        return {"V": V, "U": U}, info

@@ -1,4 +1,4 @@
-"""Working-set interior point for the ReLU program of SPEC §2 (``method="fast"``).
+"""Working-set interior point for the ReLU program (``method="fast"``).
 
 The full program has ``2·n·P·c`` cone rows ``s_k x_k^T v ≥ 0`` and ``2·P`` blocks, yet
 at the optimum few blocks are non-zero and each block's cone ``K_i = {u : S_i X u ≥ 0}``
@@ -32,6 +32,11 @@ The reduced problem changes shape every round (new blocks, new rows), so it is r
 rather than re-parameterised; with Clarabel it is passed to the solver directly in conic
 form (milliseconds; cvxpy's canonicalisation of the same problem took 0.3–1 s), other
 solvers get the same problem through cvxpy.
+
+:func:`run` is the method behind ``solve("relu", ..., method="fast")`` (options
+:class:`Options`); it works on the data rescaled by powers of two like the
+interior-point method and certifies over every pattern with the formulation's
+certificate. The mathematics: ``docs/math/fast_methods.md``.
 """
 
 from __future__ import annotations
@@ -48,12 +53,17 @@ import scipy.sparse as sp
 
 from ..cones import project_to_cones, screen_values, signs
 from ..errors import InvalidInputError
+from ..formulations.base import Formulation, SolveOptions
+from ..memory import dense_bytes
 from ..ops import adjoint, group_norms
+from ..problem import ProblemData, ipm_scales, scaled_data
+from ..solution import Solution
 from ..solvers import InaccurateSolutionWarning, _tolerance_options, map_status, run_problem
-from .base import ProblemData, SolveOptions
-from .relu import relu_certificate
+from ..validation import Options as OptionsBase
+from ..validation import choice, integer
 
-__all__ = ["WorkingSetResult", "solve_working_set", "check_working_set_options", "WARM_STARTS"]
+__all__ = ["Options", "run", "memory_estimate", "WorkingSetResult", "solve_working_set",
+           "WARM_STARTS"]
 
 #: How the first working set is chosen.
 WARM_STARTS = ("correlation", "gated")
@@ -351,13 +361,14 @@ def _seed_gated(data: ProblemData, lam: float, options: SolveOptions
 
     Group ``w_i`` seeds ``(i, +1)`` when its projection onto ``K_i`` keeps at least half
     its norm and ``(i, −1)`` when that of ``−w_i`` does (gated weights need not lie in
-    either cone; a group far from both is left to the cutting planes).
+    either cone; a group far from both is left to the cutting planes). The gated program
+    is solved by :mod:`convexnn.methods.group_lasso` (certified at any size).
     """
-    from .gated_relu import GatedReLU
+    from ..formulations.gated_relu import GatedReLU
+    from . import group_lasso
 
-    form = GatedReLU()
-    method = form.choose_method(data, "auto")
-    sol = form.solve(data, lam, replace(options, method=method))
+    sol = group_lasso.run(GatedReLU(), data, lam, replace(
+        options, method="fast", method_options=group_lasso.Options()))
     W = sol.weights["W"]
     norms = group_norms(W)
     active = np.nonzero(norms > 1e-6 * float(norms.max(initial=0.0)))[0]
@@ -366,7 +377,7 @@ def _seed_gated(data: ProblemData, lam: float, options: SolveOptions
         Pi, _ = project_to_cones(data.X, data.M[:, active], sgn * W[active])
         keep = group_norms(Pi) >= 0.5 * norms[active]
         out += [(int(i), sgn, Pi[k]) for k, i in enumerate(active) if keep[k]]
-    record = {"method": method, "active_groups": int(active.size),
+    record = {"method": "fast", "active_groups": int(active.size),
               "relative_gap": float(sol.certificate.relative_gap),
               "seconds": float(sum(sol.timings.values()))}
     return out, record
@@ -393,21 +404,39 @@ def _assemble(X: np.ndarray, M: np.ndarray, ws: _WorkingSet, W: np.ndarray, P: i
     return V, U
 
 
-def check_working_set_options(warm_start: Any, rounds: Any, add: Any, rows: Any) -> None:
-    """Raise :class:`InvalidInputError` for options of the working-set loop that cannot work."""
-    if warm_start not in WARM_STARTS:
-        raise InvalidInputError(
-            f"warm_start must be one of {list(WARM_STARTS)}; got {warm_start!r}."
-        )
-    for value, name, minimum in ((rounds, "working_set_rounds", 0),
-                                 (add, "working_set_add", 1), (rows, "working_set_rows", 1)):
-        if value is None and name != "working_set_rounds":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise InvalidInputError(f"{name} must be an integer ≥ {minimum}; got {value!r}.")
+@dataclass(frozen=True)
+class Options(OptionsBase):
+    """Options of ``method="fast"`` for the ReLU program.
+
+    ``warm_start``: the first working set — ``"correlation"`` (the blocks most violated
+    at ``z = y``) or ``"gated"`` (the active groups of the gated-ReLU optimum).
+    ``working_set_rounds``: re-solves allowed (default 50). ``working_set_add``: blocks
+    added per round (default ``max(10, 2d)``). ``working_set_rows``: cone rows kept per
+    new block (default ``2d + 10``).
+    """
+
+    warm_start: str = "correlation"
+    working_set_rounds: int = 50
+    working_set_add: int | None = None
+    working_set_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        choice(self.warm_start, "warm_start", WARM_STARTS)
+        integer(self.working_set_rounds, "working_set_rounds", minimum=0)
+        for name in ("working_set_add", "working_set_rows"):
+            if getattr(self, name) is not None:
+                integer(getattr(self, name), name, minimum=1)
+
+
+def memory_estimate(form: Formulation, data: ProblemData) -> int:
+    """The float masks and signs, the cone multipliers of the screens (2·P·n·c), and the
+    reduced programs (bounded by the working set, a few hundred blocks)."""
+    n, d, P, c = data.n, data.d, data.P, data.c
+    return dense_bytes(3 * n * P, 2 * P * n * c, 4 * P * d * c, 8 * n * d * c) + 2**25
 
 
 def solve_working_set(
+    form: Formulation,
     data: ProblemData,
     lam: float,
     options: SolveOptions,
@@ -416,7 +445,6 @@ def solve_working_set(
     rounds: int = 50,
     add: int | None = None,
     rows: int | None = None,
-    repair: bool = True,
 ) -> WorkingSetResult:
     """Solve the ReLU program by the working-set interior point method (module docstring).
 
@@ -427,7 +455,7 @@ def solve_working_set(
     options : SolveOptions (solver, tolerance, solver options)
     warm_start : {"correlation", "gated"}
         First working set: the blocks most violated at ``z = y``, or the active groups of
-        the gated-ReLU optimum (solved with the gated formulation's ``"auto"`` method).
+        the gated-ReLU optimum (solved by :mod:`convexnn.methods.group_lasso`).
     rounds : int
         Re-solves allowed after the first solve; the loop stops earlier when no row and
         no block is added.
@@ -437,10 +465,7 @@ def solve_working_set(
     rows : int, default ``2d + 10``
         Cone rows kept for a new block (those nearest its seed direction); violated rows
         are added ``rows`` per block and round at most.
-    repair : bool
-        Project the final blocks onto their cones (exact feasibility over all rows).
     """
-    check_working_set_options(warm_start, rounds, add, rows)
     X, Y, M, gates = data.X, data.Y, data.M, data.patterns.gates
     n, d = X.shape
     P, c = data.P, data.c
@@ -525,8 +550,8 @@ def solve_working_set(
             # only rows are violated: projecting the blocks onto their cones may already
             # give a point certified over all patterns, which saves the re-solve
             V, U = _assemble(X, M, ws, W, P, repair=True)
-            cert, _ = relu_certificate(X, Y, M, V, U, lam, tolerance=options.tol,
-                                       multipliers={"alpha": alpha, "beta": beta})
+            cert, _ = form.certify(data, lam, {"V": V, "U": U},
+                                   {"alpha": alpha, "beta": beta}, tol=options.tol)
             entry["projected_gap"] = cert.relative_gap
             if cert.certified:
                 converged = True
@@ -555,7 +580,7 @@ def solve_working_set(
             ws.add(i, sgn, _initial_rows(X, M, gates, i, direction, xnorm, rows))
 
     start = time.perf_counter()
-    V, U = _assemble(X, M, ws, W, P, repair=repair)
+    V, U = _assemble(X, M, ws, W, P, repair=False)  # the formulation's finalize repairs
     R = Y - Yhat
     check_s += time.perf_counter() - start
     last = info["history"][-1]
@@ -580,3 +605,36 @@ def solve_working_set(
         solve_s=solve_s + check_s,
         converged=converged,
     )
+
+
+def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions) -> Solution:
+    """Solve the ReLU program at ``λ = reg`` on a working set and certify over every pattern.
+
+    The loop runs on ``(X/a, Y/s)`` at ``λ/(a s)`` (:func:`~convexnn.problem.ipm_scales`);
+    weights map back by ``s/a`` and dual points by ``s``. An uncertified answer is
+    returned labelled so, with a warning saying why.
+    """
+    opts = options.method_options if isinstance(options.method_options, Options) else Options()
+    a, s = ipm_scales(data)
+    res = solve_working_set(form, scaled_data(data, a, s), reg / (a * s), options,
+                            warm_start=opts.warm_start, rounds=opts.working_set_rounds,
+                            add=opts.working_set_add, rows=opts.working_set_rows)
+    weights = {k: v * (s / a) for k, v in res.weights.items()}
+    dual = {k: v * s for k, v in res.dual.items()}
+    weights, extra = form.finalize(data, reg, weights, dual, options.form_options)
+    sol = form.make_solution(data, reg, weights, options, status=res.status,
+                             solver=res.solver, method="fast", build_s=res.build_s,
+                             solve_s=res.solve_s, dual=dual,
+                             info={"working_set": {**res.info, "scaling": {"X": a, "y": s}},
+                                   **extra})
+    if not sol.certificate.certified:
+        last = res.info["history"][-1]
+        warnings.warn(
+            f"method='fast' is NOT certified (relative gap "
+            f"{sol.certificate.relative_gap:.2e} over all {data.P} patterns)"
+            + ("" if res.converged else
+               f": the working set did not converge in {res.info['rounds']} rounds "
+               f"({last['violating']} violating blocks, {last['added_rows']} violated "
+               "rows left); raise working_set_rounds")
+            + ".", RuntimeWarning, stacklevel=3)
+    return sol

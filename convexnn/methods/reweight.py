@@ -1,4 +1,6 @@
-"""Iterative reweighting: from the NTK to the exact convex optimum (SPEC §5).
+"""Iterative reweighting: from the NTK to the exact convex optimum.
+
+Mathematics: ``docs/math/reweighting.md``.
 
 Start from the NTK pattern weights ``η⁰ = p`` and repeat
 
@@ -10,7 +12,7 @@ Start from the NTK pattern weights ``η⁰ = p`` and repeat
 This is exact block-coordinate descent on the jointly convex
 ``½||Σ D_i X w_i − y||² + (μ/2) Σ ||w_i||²/η_i`` over ``W`` and ``η ∈ Δ``: J is
 non-increasing and converges to ``p_MKL(μ)``; the limit η is the optimal MKL kernel and
-its W the gated-ReLU optimum at ``λ = μ Σ||w_i||`` (SPEC §3). Each iteration also gives
+its W the gated-ReLU optimum at ``λ = μ Σ||w_i||`` (``docs/math/mkl.md``). Each iteration also gives
 the Lanckriet lower bound ``D(μα) ≤ p_MKL(μ)``, and the loop stops on the certified gap
 ``(J − max_t D_t)/J ≤ tol`` — in μ mode only once the gated-ReLU certificate of the same
 W at the mapped ``λ = μ Σ||w_i||`` is within ``tol`` too (usually already the case), so
@@ -21,7 +23,7 @@ Two modes:
 * ``mu=…`` — the MKL problem at ``μ`` exactly as above; the result reports the
   equivalent ``λ = μ Σ||w_i||`` and the gated-ReLU solution at that λ.
 * ``lam=…`` — the group lasso at the user's ``λ`` through its unnormalised form
-  ``p_G(λ) = min_{η ≥ 0} (λ/2) yᵀ(K_η + λI)⁻¹y + (λ/2) Σ η_i`` (SPEC §3): the same
+  ``p_G(λ) = min_{η ≥ 0} (λ/2) yᵀ(K_η + λI)⁻¹y + (λ/2) Σ η_i``: the same
   iteration with ``η ← ||w||`` (not normalised) and ridge ``λ``. Writing ``η = S·η̂``
   with ``η̂ ∈ Δ`` it is the μ-iteration with ``μ_t = λ/S_t`` adapted each step, so the
   λ ↔ μ map is found on the way; the objective is the group-lasso value of ``W_t``
@@ -40,7 +42,7 @@ the optimum (the inactive weights decay geometrically, at a rate that tends to 1
 the nearly active ones), so once the support ``{i : η_i > SETTLE_RATIO · max η}`` has
 been stable for ``SETTLE_ITERATIONS`` iterations, or the gap is below ``FINISH_GAP``,
 the exact λ ↔ μ map hands the problem to the gated-ReLU fast solver
-(:mod:`convexnn.group_lasso`, to ``FINISH_TOL_FACTOR · tol``), warm-started from the
+(:mod:`convexnn.methods.group_lasso`, to ``FINISH_TOL_FACTOR · tol``), warm-started from the
 reweighting ``W`` restricted to that support:
 
 * λ mode: one solve of the group lasso at the same λ; ``η = ||w_i||/Σ||w_j||`` and
@@ -58,34 +60,46 @@ reweighting ``W`` restricted to that support:
   final η (MKL value ≤ ``J(η)``).
 
 If the finish does not certify, the pure iteration resumes. ``finish="none"`` runs the
-pure iteration only (SPEC §5 as it is taught).
+pure iteration only (the iteration as it is taught).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.linalg as sla
-from tqdm.auto import tqdm
 
-from .certificate import Certificate, gated_relu_certificate
-from .errors import InvalidInputError
-from .formulations.base import ProblemData, SolveOptions, prepare
-from .formulations.gated_relu import GatedReLU, GroupLassoFormulation, _blas_threads
-from .formulations.mkl import mkl_certificate
-from .formulations.ntk import ntk_weights
-from .group_lasso import GroupLassoOperator
-from .ops import adjoint, forward, group_norms
-from .patterns import Patterns
-from .solution import Solution
+from ..certificate import Certificate, best_candidate
+from ..errors import InvalidInputError
+from ..formulations.base import Formulation, SolveOptions
+from ..formulations.gated_relu import (
+    GatedReLU,
+    GatedReLUReweight,
+    ball_dual_value,
+    gated_relu_certificate,
+)
+from ..formulations.mkl import mkl_certificate
+from ..kernels import PatternKernels, cholesky_solve, lanckriet_value, ntk_weights
+from ..memory import dense_bytes
+from ..ops import adjoint, forward, group_norms
+from ..patterns import Patterns
+from ..problem import ProblemData, prepare
+from ..solution import Solution
+from ..threads import blas_threads
+from ..validation import Options as OptionsBase
+from ..validation import choice, integer, positive, tolerance
+from ..validation import threads as check_threads
+from . import group_lasso
 
-__all__ = ["reweight", "reweight_data", "ReweightResult", "Reweight", "HISTORY_COLUMNS"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Options", "run", "memory_estimate", "reweight", "reweight_data", "ReweightResult",
+           "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ("iteration", "objective", "lower_bound", "gap", "seconds", "stage")
 #: Kernel weights below this fraction of the largest are set to zero: they would
@@ -205,39 +219,7 @@ class ReweightResult:
 # ---------------------------------------------------------------------------
 
 
-class _Kernels:
-    """``XXᵀ`` and the float pattern matrix, formed once."""
-
-    def __init__(self, X: np.ndarray, M: np.ndarray):
-        self.X = X
-        self.XXt = X @ X.T
-        self.Mf = np.asarray(M, dtype=np.float64, order="F")
-        self.n = X.shape[0]
-
-    def gram(self, eta: np.ndarray, shift: float) -> np.ndarray:
-        """``(XXᵀ) ∘ (B Bᵀ) + shift·I`` with ``B = M diag(√η)`` over the active patterns."""
-        active = np.flatnonzero(eta > 0)
-        B = self.Mf[:, active] * np.sqrt(eta[active])
-        K = B @ B.T  # one SYRK (numpy detects the transposed operand)
-        K *= self.XXt
-        K.flat[:: self.n + 1] += shift
-        return K
-
-    def correlations(self, A: np.ndarray) -> np.ndarray:
-        """``[Xᵀ D_i A]_i`` as (P, d, c): one GEMM ``(X ∘ a)ᵀ M`` per output."""
-        c = A.shape[1]
-        G = np.empty((self.Mf.shape[1], self.X.shape[1], c))
-        for k in range(c):
-            G[:, :, k] = ((self.X * A[:, k:k + 1]).T @ self.Mf).T
-        return G
-
-
-def _solve(K: np.ndarray, Y: np.ndarray) -> tuple[tuple, np.ndarray]:
-    factor = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
-    return factor, sla.cho_solve(factor, Y, check_finite=False)
-
-
-def _best_scale(kern: _Kernels, eta: np.ndarray, Y: np.ndarray, lam: float) -> float:
+def _best_scale(kern: PatternKernels, eta: np.ndarray, Y: np.ndarray, lam: float) -> float:
     """``argmin_{c>0} (λ/2)⟨Y, (cK_η + λI)⁻¹Y⟩ + (λ/2) c Σ η`` by safeguarded Newton.
 
     The derivative is ``(λ/2) h(c)`` with ``h(c) = Σ η − ⟨A, K A⟩``, ``A = (cK + λI)⁻¹Y``,
@@ -251,7 +233,7 @@ def _best_scale(kern: _Kernels, eta: np.ndarray, Y: np.ndarray, lam: float) -> f
     for _ in range(40):
         Kc = c * K
         Kc.flat[:: kern.n + 1] += lam
-        factor, A = _solve(Kc, Y)
+        factor, A = cholesky_solve(Kc, Y)
         KA = K @ A
         h = total - float(np.sum(A * KA))
         if abs(h) <= 1e-8 * total:
@@ -291,7 +273,7 @@ def _flush(eta: np.ndarray) -> np.ndarray:
     return eta
 
 
-def _gated_certified(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, G: np.ndarray,
+def _gated_certified(kern: PatternKernels, Y: np.ndarray, eta: np.ndarray, G: np.ndarray,
                      mu: float, tol: float) -> bool:
     """Whether ``W = η ∘ G`` also has a gated-ReLU gap ≤ tol at ``λ = μ Σ||w_i||``.
 
@@ -372,7 +354,7 @@ def _update(eta: np.ndarray, g: np.ndarray, mode: str) -> np.ndarray | None:
     return _flush(w / total if mode == "mu" else w)
 
 
-def _iterate(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, trace: _Trace, *, mode: str,
+def _iterate(kern: PatternKernels, Y: np.ndarray, eta: np.ndarray, trace: _Trace, *, mode: str,
              reg: float, tol: float, max_iter: int, settle: bool) -> _State:
     """The reweighting loop from ``η`` (rows appended to ``trace``).
 
@@ -382,22 +364,19 @@ def _iterate(kern: _Kernels, Y: np.ndarray, eta: np.ndarray, trace: _Trace, *, m
     status = "max_iter"
     stable, support = 0, None
     while True:
-        _, alpha = _solve(kern.gram(eta, reg), Y)
+        _, alpha = cholesky_solve(kern.gram(eta, reg), Y)
         G = kern.correlations(alpha)
         g = np.sqrt(np.einsum("pdc,pdc->p", G, G))  # ||Xᵀ D_i α||
         z = reg * alpha  # the residual Y − K_η α
-        yz, zz = float(np.sum(Y * z)), float(np.sum(z * z))
         top = reg * float(g.max(initial=0.0))  # max_i ||Xᵀ D_i z||
         if mode == "mu":
-            objective = 0.5 * yz  # J(η) = (μ/2)⟨Y, α⟩
-            quad = zz + top * top / reg
-            scale = yz / quad if yz > 0 else 0.0
-            bound = scale * yz - 0.5 * scale * scale * quad
+            objective = 0.5 * float(np.sum(Y * z))  # J(η) = (μ/2)⟨Y, α⟩
+            bound, point = lanckriet_value(Y, z, top, reg)
         else:
-            objective = 0.5 * zz + reg * float(np.dot(eta, g))  # ½||r||² + λ Σ||w_i||
-            scale = 0.0 if yz <= 0 else min(yz / zz, reg / top if top > 0 else np.inf)
-            bound = scale * yz - 0.5 * scale * scale * zz
-        gap = trace.record(objective, bound, scale * z, "reweight")
+            objective = 0.5 * float(np.sum(z * z)) + reg * float(np.dot(eta, g))
+            bound, s = ball_dual_value(Y, z, top, reg)  # the gated-ReLU certificate's value
+            point = s * z
+        gap = trace.record(objective, bound, point, "reweight")
         if trace.bar is not None and trace.updates % 10 == 0:
             trace.bar.set_postfix(gap=f"{gap:.2e}", refresh=False)
         if gap <= tol and (mode == "lam" or _gated_certified(kern, Y, eta, G, reg, tol)):
@@ -449,20 +428,21 @@ class _Finish:
 class _Finisher:
     """Gated-ReLU fast solves on ``data`` sharing one pattern operator."""
 
-    def __init__(self, data: ProblemData, kern: _Kernels, tol: float, solver: str,
+    def __init__(self, data: ProblemData, kern: PatternKernels, tol: float, solver: str,
                  threads: int | None, trace: _Trace):
         self.data, self.kern, self.trace = data, kern, trace
         self.tol = tol
-        self.opts = SolveOptions(solver=solver, tol=FINISH_TOL_FACTOR * tol, method="fast")
-        self.op = GroupLassoOperator(data.X, data.M, data.c)
+        self.opts = SolveOptions(solver=solver, tol=FINISH_TOL_FACTOR * tol, method="fast",
+                                 method_options=group_lasso.Options(threads=threads))
+        self.op = group_lasso.GroupLassoOperator(data.X, data.M, data.c)
         self.threads = threads
         self.steps = 0
         self.stopped = False  # the callback asked to stop
 
     def gated(self, lam: float, W0: np.ndarray) -> Solution:
         self.steps += 1
-        return GATED.solve_fast(self.data, lam, self.opts, init=W0, operator=self.op,
-                                threads=self.threads)
+        opts = replace(self.opts, method_options=replace(self.opts.method_options, init=W0))
+        return group_lasso.run(GATED, self.data, lam, opts, operator=self.op)
 
     def lam_mode(self, lam: float, W0: np.ndarray) -> _Finish | None:
         """The group lasso at the same λ, warm-started from the reweighting ``W``."""
@@ -487,16 +467,14 @@ class _Finisher:
         W = sol.weights["W"]
         norms = group_norms(W)
         eta = norms / norms.sum()
-        _, alpha = _solve(kern.gram(eta, mu), Y)
+        _, alpha = cholesky_solve(kern.gram(eta, mu), Y)
         G = kern.correlations(alpha)
         upper = 0.5 * mu * float(np.sum(Y * alpha))
-        best, best_z = -np.inf, np.zeros_like(Y)
         R = Y - forward(kern.X, kern.Mf, W)
-        for z, top in ((R, float(group_norms(kern.correlations(R)).max())),
-                       (mu * alpha, mu * float(group_norms(G).max()))):
-            yz, quad = float(np.sum(Y * z)), float(np.sum(z * z)) + top * top / mu
-            if yz > 0 and 0.5 * yz * yz / quad > best:
-                best, best_z = 0.5 * yz * yz / quad, z * (yz / quad)
+        best, best_z = best_candidate(
+            ((R, float(group_norms(kern.correlations(R)).max())),
+             (mu * alpha, mu * float(group_norms(G).max()))),
+            lambda cand: lanckriet_value(Y, cand[0], cand[1], mu))
         return upper, best, best_z, eta[:, None, None] * G, eta
 
     def mu_mode(self, mu: float, W_t: np.ndarray, W0: np.ndarray, tol: float
@@ -565,23 +543,43 @@ class _Finisher:
 # ---------------------------------------------------------------------------
 
 
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidInputError(f"{name} must be a positive number; got {value!r}.")
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise InvalidInputError(f"{name} must be a positive finite number; got {value!r}.")
-    return v
+@dataclass(frozen=True)
+class Options(OptionsBase):
+    """Options of ``method="reweight"`` (and of :func:`reweight`).
+
+    ``start``: ``"ntk"`` (the NTK pattern weights), ``"uniform"`` or an array (P,) of
+    initial kernel weights. ``max_iter``: largest number of reweighting updates.
+    ``callback``: called with a dict per history row; a true return stops the run.
+    ``finish``: ``"gated"`` (hand over to the gated-ReLU fast solver once the support
+    settles) or ``"none"`` (the pure iteration). ``threads``: BLAS threads (default 1).
+    """
+
+    start: Any = "ntk"
+    max_iter: int = DEFAULT_MAX_ITER
+    callback: Any = None
+    finish: str = "gated"
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        integer(self.max_iter, "max_iter", minimum=0)
+        if self.callback is not None and not callable(self.callback):
+            raise InvalidInputError(
+                "callback must be callable (it receives one dict per iteration).")
+        if self.finish not in FINISHES:
+            raise InvalidInputError(
+                f"finish must be one of {list(FINISHES)} ('gated': the gated-ReLU fast solver "
+                f"once the support settles; 'none': the pure iteration); got {self.finish!r}.")
+        check_threads(self.threads)
+        if isinstance(self.start, str):
+            choice(self.start, "start", ("ntk", "uniform"))
 
 
-def _check_threads(threads: Any) -> int | None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(
-            threads, (int, np.integer)) or threads < 1):
-        raise InvalidInputError(
-            f"threads must be an integer ≥ 1 (BLAS threads inside the loop) or None (leave "
-            f"BLAS as configured); got {threads!r}."
-        )
-    return None if threads is None else int(threads)
+def memory_estimate(form: Formulation, data: ProblemData) -> int:
+    """``O(n² + nP)``: ``XXᵀ``, the kernel and its factor, the float masks, the
+    correlations — plus the gated finish (:func:`convexnn.methods.group_lasso.memory_estimate`)."""
+    n, d, P, c = data.n, data.d, data.P, data.c
+    return (dense_bytes(4 * n * n, 2 * n * P, 4 * P * d * c, 4 * n * c)
+            + group_lasso.memory_estimate(form, data))
 
 
 def reweight_data(
@@ -589,45 +587,38 @@ def reweight_data(
     *,
     mu: float | None = None,
     lam: float | None = None,
-    start: str | np.ndarray = "ntk",
+    options: Options | None = None,
     tol: float = 1e-6,
-    max_iter: int = DEFAULT_MAX_ITER,
-    callback: Callable[[dict], Any] | None = None,
     progress: bool = False,
-    finish: str = "gated",
-    threads: int | None = 1,
     solver: str = "CLARABEL",
+    form: Formulation | None = None,
 ) -> ReweightResult:
     """:func:`reweight` on prepared :class:`ProblemData` (exactly one of ``mu``, ``lam``).
 
-    ``solver`` is the interior-point solver the gated finish may polish with.
+    ``solver`` is the interior-point solver the gated finish may polish with; ``form``
+    labels the returned gated-ReLU solution (default: the ``"reweight"`` formulation).
     """
     if (mu is None) == (lam is None):
         raise InvalidInputError("give exactly one of mu (simplex MKL) or lam (group lasso).")
+    options = Options() if options is None else options
     mode = "mu" if mu is not None else "lam"
-    reg = _positive(mu if mode == "mu" else lam, mode)
-    tol = _positive(tol, "tol")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
-        raise InvalidInputError(f"max_iter must be a non-negative integer; got {max_iter!r}.")
-    if callback is not None and not callable(callback):
-        raise InvalidInputError("callback must be callable (it receives one dict per iteration).")
-    if finish not in FINISHES:
-        raise InvalidInputError(f"finish must be one of {list(FINISHES)} ('gated': the gated-ReLU "
-                                f"fast solver once the support settles; 'none': the pure "
-                                f"iteration); got {finish!r}.")
-    threads = _check_threads(threads)
-    with _blas_threads(threads):
-        return _run(data, mode, reg, start, tol, int(max_iter), callback, progress, finish,
-                    threads, solver)
+    reg = positive(mu if mode == "mu" else lam, mode)
+    tol = tolerance(tol)
+    with blas_threads(options.threads):
+        return _run(data, mode, reg, options, tol, progress, solver,
+                    form if form is not None else REWEIGHT)
 
 
-def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_iter: int,
-         callback: Callable | None, progress: bool, finish: str, threads: int | None,
-         solver: str) -> ReweightResult:
+def _run(data: ProblemData, mode: str, reg: float, opts: Options, tol: float, progress: bool,
+         solver: str, form: Formulation) -> ReweightResult:
+    from tqdm.auto import tqdm
+
+    start, max_iter, callback = opts.start, int(opts.max_iter), opts.callback
+    finish, threads = opts.finish, opts.threads
     clock = time.perf_counter()
     X, Y, M = data.X, data.Y, data.M
     eta0, label, rescale = _start_weights(start, data, mode)
-    kern = _Kernels(X, M)
+    kern = PatternKernels(X, M)
     if mode == "lam":
         lam_max = float(group_norms(adjoint(X, M, Y)).max(initial=0.0))
         if reg >= lam_max:
@@ -685,7 +676,7 @@ def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_i
     S_sol = float(norms.sum())
     # W = 0 (e.g. y = 0) is optimal with every η of the simplex: report the uniform one
     eta_sol = norms / S_sol if S_sol > 0 else np.full_like(norms, 1.0 / norms.size)
-    solution = REWEIGHT.make_solution(
+    solution = form.make_solution(
         data, lam_v, {"W": W_sol, "eta": eta_sol}, options, status=sol_status,
         solver=sol_solver, method="reweight", build_s=build_s, solve_s=solve_s,
         dual={"z": sol_dual}, info={**info, "mu": mu_v},
@@ -702,6 +693,8 @@ def _run(data: ProblemData, mode: str, reg: float, start: Any, tol: float, max_i
     status = state.status
     if done is not None:
         status = "converged" if cert.certified and solution.certified else "max_iter"
+    import pandas as pd
+
     history = pd.DataFrame(trace.rows, columns=list(HISTORY_COLUMNS))
     history["iteration"] = history["iteration"].astype(np.int64)
     return ReweightResult(
@@ -730,7 +723,7 @@ def reweight(
     finish: str = "gated",
     threads: int | None = 1,
 ) -> ReweightResult:
-    """Iterative reweighting from the NTK to the optimal MKL kernel (SPEC §5).
+    """Iterative reweighting from the NTK to the optimal MKL kernel (``docs/math/reweighting.md``).
 
     Parameters
     ----------
@@ -739,10 +732,11 @@ def reweight(
     patterns : Patterns, int, "all" or None
         As in :func:`convexnn.solve`.
     mu : float
-        Run simplex MKL at ``μ`` (SPEC §5 exactly); the result reports ``λ = μ Σ||w_i||``.
+        Run simplex MKL at ``μ`` (the iteration exactly as taught); the result reports
+        ``λ = μ Σ||w_i||``.
     lam, lam_ratio : float
         Run the group lasso at ``λ`` (or ``λ = lam_ratio · λ_max``) through the
-        unnormalised form of SPEC §3 (``μ = λ/Σ||w_i||`` is found on the way). Default,
+        unnormalised form of the group lasso (``μ = λ/Σ||w_i||`` is found on the way). Default,
         when neither ``mu`` nor ``lam`` is given: ``lam_ratio = 0.1``.
     bias : bool
         Append a column of ones to X (and a bias entry to the gates).
@@ -784,33 +778,27 @@ def reweight(
         raise InvalidInputError("give either mu or lam/lam_ratio, not both.")
     data = prepare(X, y, patterns=patterns, bias=bias, seed=seed)
     if mu is None:
-        from .solve import resolve_reg
-
-        lam = resolve_reg(REWEIGHT, data, lam, lam_ratio)
-    return reweight_data(data, mu=mu, lam=lam, start=start, tol=tol, max_iter=max_iter,
-                         callback=callback, progress=progress, finish=finish,
-                         threads=threads)
+        lam = REWEIGHT.resolve_reg(data, lam, lam_ratio)
+    options = Options(start=start, max_iter=max_iter, callback=callback, finish=finish,
+                      threads=threads)
+    return reweight_data(data, mu=mu, lam=lam, options=options, tol=tol, progress=progress)
 
 
-class Reweight(GroupLassoFormulation):
-    """The gated-ReLU group lasso at ``λ`` solved by iterative reweighting (numpy only).
-
-    ``convexnn.solve("reweight", X, y, lam=…)`` runs :func:`reweight` in λ mode and
-    returns its gated-ReLU :class:`Solution` (certified by the group-lasso certificate).
-    Options: ``start``, ``max_iter``, ``callback``, ``finish``, ``threads``.
-    """
-
-    name = "reweight"
-    title = "Iterative reweighting from the NTK to the gated-ReLU optimum"
-    reg_name = "lam"
-    methods = ("reweight",)
-    math = __doc__ or ""
-
-    def solve(self, data: ProblemData, reg: float, options: SolveOptions, **kwargs: Any
-              ) -> Solution:
-        self.reject_options(kwargs, ("start", "max_iter", "callback", "finish", "threads"))
-        return reweight_data(data, lam=reg, tol=options.tol, progress=options.progress,
-                             solver=options.solver, **kwargs).solution
+def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions) -> Solution:
+    """``method="reweight"``: λ mode for the group-lasso formulations (the gated-ReLU
+    solution at ``λ = reg``), μ mode for simplex MKL (its weights and kernel weights at
+    ``μ = reg``, certified by the MKL certificate)."""
+    opts = options.method_options if isinstance(options.method_options, Options) else Options()
+    if form.reg_name == "mu":
+        res = reweight_data(data, mu=reg, options=opts, tol=options.tol,
+                            progress=options.progress, solver=options.solver)
+        return form.make_solution(
+            data, reg, {"W": res.weights, "eta": res.eta}, options, status=res.status,
+            solver="numpy", method="reweight", build_s=0.0, solve_s=res.seconds,
+            dual={"z": res.dual}, info={"iterations": res.iterations, "lam": res.lam},
+        )
+    return reweight_data(data, lam=reg, options=opts, tol=options.tol, progress=options.progress,
+                         solver=options.solver, form=form).solution
 
 
-REWEIGHT = Reweight()
+REWEIGHT = GatedReLUReweight()

@@ -1,0 +1,295 @@
+"""Kernel algebra in closed form: the NTK, pattern kernels, kernel ridge, Lanckriet values.
+
+* The gated-ReLU NTK: the analytic infinite-width Gram :func:`ntk_gram`
+  ``K(x, x') = xᵀx' (π − θ)/(2π)``, the width-N empirical NTK :func:`empirical_ntk`, and the
+  NTK weights of a pattern set :func:`ntk_weights` (``docs/math/ntk.md``).
+* Pattern kernels ``K_η = Σ_i η_i D_i X Xᵀ D_i = (XXᵀ) ∘ (M diag(η) Mᵀ)`` formed with one
+  GEMM (:class:`PatternKernels`; never P dense n×n matrices), and kernel ridge with them in
+  closed form: ``J(η) = (μ/2)⟨Y, (K_η + μI)⁻¹Y⟩`` (:func:`kernel_ridge`), its weights
+  ``W_i = η_i Xᵀ D_i α`` (:func:`kernel_ridge_weights`).
+* Dual values along a ray (lower bounds from any point ``Z``): the kernel-ridge dual
+  (:func:`kernel_ridge_dual_value`) and the Lanckriet dual of simplex MKL
+  (:func:`lanckriet_value`) — ``docs/math/mkl.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+from .certificate import best_multiple
+from .data import add_bias
+from .errors import InvalidInputError
+from .ops import adjoint, group_norms, masked_gram
+from .patterns import Patterns
+from .validation import validate_X
+
+__all__ = [
+    "ntk_gram",
+    "empirical_ntk",
+    "ntk_weights",
+    "mu_scale",
+    "check_eta",
+    "PatternKernels",
+    "cholesky_solve",
+    "kernel_ridge",
+    "kernel_ridge_weights",
+    "kernel_ridge_dual_value",
+    "lanckriet_value",
+]
+
+
+#: Pairs closer than this in |cos θ| to ±1 get their angle from vector differences.
+_NEAR_PARALLEL = 1e-6
+#: Gates per chunk when forming Monte Carlo kernels (bounds memory to n × chunk).
+_CHUNK = 8192
+
+
+def _inputs(X: Any, Z: Any, bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    X = validate_X(X, "X")
+    Zv = None if Z is None else validate_X(Z, "Z", d=X.shape[1])
+    if bias:
+        X = add_bias(X)
+        Zv = None if Zv is None else add_bias(Zv)
+    return X, Zv
+
+
+def ntk_gram(X: Any, Z: Any = None, *, bias: bool = False) -> np.ndarray:
+    """Analytic infinite-width gated-ReLU NTK ``K[k, l] = x_kᵀx_l (π − θ_kl)/(2π)``.
+
+    Parameters
+    ----------
+    X : array (n, d)
+    Z : array (m, d), optional
+        New points: returns the cross kernel ``K[j, l] = z_jᵀx_l (π − θ)/(2π)`` (m × n).
+    bias : bool
+        Append a column of ones to X (and Z) first; the gates then have a bias entry too.
+
+    Notes
+    -----
+    ``θ = arccos(cos θ)`` loses accuracy for nearly (anti)parallel pairs; there the angle
+    is recomputed as ``2 atan2(||u − v||, ||u + v||)`` from the unit vectors, so the
+    diagonal is exactly ``||x_k||²/2``. Rows of zeros have a zero kernel row.
+    """
+    X, Zv = _inputs(X, Z, bias)
+    A = X if Zv is None else Zv
+    G = A @ X.T
+    na, nx = np.linalg.norm(A, axis=1), np.linalg.norm(X, axis=1)
+    denom = np.outer(na, nx)
+    ok = denom > 0
+    cos = np.zeros_like(G)
+    np.divide(G, denom, out=cos, where=ok)
+    np.clip(cos, -1.0, 1.0, out=cos)
+    theta = np.arccos(cos)
+    rows, cols = np.nonzero(ok & (np.abs(cos) > 1.0 - _NEAR_PARALLEL))
+    if rows.size:
+        u = A[rows] / na[rows, None]
+        v = X[cols] / nx[cols, None]
+        theta[rows, cols] = 2.0 * np.arctan2(np.linalg.norm(u - v, axis=1),
+                                             np.linalg.norm(u + v, axis=1))
+    K = G * (np.pi - theta) / (2.0 * np.pi)
+    if Zv is None:
+        K = 0.5 * (K + K.T)
+    return K
+
+
+def empirical_ntk(
+    X: Any,
+    width: int | None = None,
+    *,
+    gates: Any = None,
+    seed: int | None = 0,
+    bias: bool = False,
+    Z: Any = None,
+    return_se: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The width-N empirical gated-ReLU NTK ``(X Xᵀ) ∘ (H Hᵀ)/N`` with ``H = 1[X h_s ≥ 0]``.
+
+    ``h_s ~ N(0, I)`` are ``width`` Gaussian gates drawn with ``seed`` (the same draws as
+    ``sample_patterns(X, width, seed)``, so this equals ``Σ_i f_i K_i`` with the pattern
+    frequencies ``f``) or the columns of ``gates`` (d × N). With ``Z`` the cross kernel
+    ``(Z Xᵀ) ∘ (H_Z Hᵀ)/N`` (m × n). It is an unbiased Monte Carlo estimate of
+    :func:`ntk_gram`, with error ``~ N^{-1/2}``.
+
+    With ``return_se=True`` also returns the entrywise standard errors
+    ``|xᵀx'| √(q̂(1 − q̂)/N)``, ``q̂`` the observed fraction of gates active on both points.
+    """
+    X, Zv = _inputs(X, Z, bias)
+    d = X.shape[1]
+    if (width is None) == (gates is None):
+        raise InvalidInputError("give exactly one of width (a number of gates) or gates.")
+    if gates is None:
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            raise InvalidInputError(f"width must be a positive integer; got {width!r}.")
+        H = np.random.default_rng(seed).standard_normal((d, int(width)))
+    else:
+        H = np.asarray(gates, dtype=np.float64)
+        if H.ndim != 2 or H.shape[0] != d or H.shape[1] == 0:
+            raise InvalidInputError(
+                f"gates must have shape ({d}, N){' (with the bias entry)' if bias else ''}; "
+                f"got {H.shape}."
+            )
+    N = H.shape[1]
+    A = X if Zv is None else Zv
+    Q = np.zeros((A.shape[0], X.shape[0]))
+    for start in range(0, N, _CHUNK):
+        Hc = H[:, start:start + _CHUNK]
+        MX = (X @ Hc >= 0).astype(np.float64)
+        MA = MX if Zv is None else (A @ Hc >= 0).astype(np.float64)
+        Q += MA @ MX.T
+    Q /= N
+    G = A @ X.T
+    K = G * Q
+    if not return_se:
+        return K
+    return K, np.abs(G) * np.sqrt(Q * (1.0 - Q) / N)
+
+
+def _pattern_keys(masks: np.ndarray) -> list[bytes]:
+    packed = np.ascontiguousarray(np.packbits(masks, axis=0).T)
+    return [row.tobytes() for row in packed]
+
+
+def ntk_weights(patterns: Patterns, X: np.ndarray | None = None, *, draws: int = 100_000,
+                seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """NTK weights ``p`` of the patterns and their standard errors.
+
+    * exact Gaussian probabilities when the patterns carry them (d = 2 enumeration);
+      standard errors 0;
+    * otherwise, for sampled gates, the frequencies ``counts/draws`` with binomial
+      standard errors (the width-``draws`` empirical NTK);
+    * for an enumeration without exact probabilities (d ≥ 3), a Monte Carlo estimate
+      from ``draws`` Gaussian gates on ``X`` (the data the patterns were built on).
+
+    Never renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).
+    """
+    if patterns.probabilities is not None:
+        return np.asarray(patterns.probabilities, dtype=np.float64), np.zeros(patterns.P)
+    if patterns.method != "enumerate":
+        return patterns.frequencies, patterns.standard_errors
+    if X is None:
+        raise InvalidInputError(
+            "these enumerated patterns carry no exact probabilities (d ≥ 3): pass X to "
+            "estimate them by Monte Carlo."
+        )
+    X = validate_X(X, "X", d=patterns.d)
+    index = {k: i for i, k in enumerate(_pattern_keys(patterns.masks))}
+    counts = np.zeros(patterns.P)
+    rng = np.random.default_rng(seed)
+    for start in range(0, draws, _CHUNK):
+        m = min(_CHUNK, draws - start)
+        masks = X @ rng.standard_normal((X.shape[1], m)) >= 0
+        keys, hits = np.unique(np.packbits(masks, axis=0).T, axis=0, return_counts=True)
+        for key, h in zip(keys, hits, strict=True):
+            i = index.get(key.tobytes())
+            if i is not None:
+                counts[i] += h
+    p = counts / draws
+    return p, np.sqrt(p * (1.0 - p) / draws)
+
+
+def mu_scale(X: np.ndarray) -> float:
+    """``||X||₂²``: the largest eigenvalue any simplex kernel ``K_η`` (η ∈ Δ) can have.
+
+    ``K_η ⪯ Σ η_i ||D_i X||₂² I ⪯ ||X||₂² I``, so ``μ`` is naturally measured against it;
+    there is no finite ``μ`` at which the zero solution is optimal.
+    """
+    return float(np.linalg.norm(X, 2) ** 2)
+
+
+def check_eta(eta: Any, P: int, name: str = "eta") -> np.ndarray:
+    """Kernel weights: a finite, non-negative array of shape (P,)."""
+    eta = np.asarray(eta, dtype=np.float64)
+    if eta.shape != (P,):
+        raise InvalidInputError(f"{name} must have shape ({P},) (one weight per pattern); "
+                                f"got {eta.shape}.")
+    if not np.all(np.isfinite(eta)) or np.any(eta < 0):
+        raise InvalidInputError(f"{name} must be finite and non-negative.")
+    return eta
+
+
+def kernel_ridge(X: np.ndarray, Y: np.ndarray, M: np.ndarray, eta: np.ndarray, mu: float
+                 ) -> tuple[float, np.ndarray]:
+    """Kernel ridge with ``K_η`` in closed form: ``J(η) = (μ/2)⟨Y, α⟩``, ``α = (K_η + μI)⁻¹Y``.
+
+    One Cholesky factorisation of the n×n matrix ``K_η + μI``; the kernel is formed by
+    the Hadamard/GEMM identity (never P n×n matrices).
+
+    Returns
+    -------
+    value : float — ``J(η)``
+    alpha : ndarray (n, c)
+    """
+    eta = check_eta(eta, M.shape[1])
+    K = masked_gram(X, M, eta)
+    K[np.diag_indices_from(K)] += mu
+    _, alpha = cholesky_solve(K, Y)
+    return 0.5 * mu * float(np.sum(Y * alpha)), alpha
+
+
+def kernel_ridge_weights(X: np.ndarray, M: np.ndarray, eta: np.ndarray, alpha: np.ndarray
+                         ) -> np.ndarray:
+    """The weights of the kernel-ridge solution: ``W_i = η_i Xᵀ D_i α`` (P, d, c)."""
+    return np.asarray(eta, dtype=np.float64)[:, None, None] * adjoint(X, M, alpha)
+
+
+def cholesky_solve(K: np.ndarray, Y: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """Factor the symmetric positive definite ``K`` (overwritten) and solve ``K A = Y``."""
+    factor = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+    return factor, sla.cho_solve(factor, Y, check_finite=False)
+
+
+class PatternKernels:
+    """``XXᵀ`` and the float pattern matrix, formed once, for kernels ``K_η`` and the
+    correlations ``Xᵀ D_i A`` of many weight vectors ``η`` (reweighting, the MKL bounds)."""
+
+    def __init__(self, X: np.ndarray, M: np.ndarray):
+        self.X = X
+        self.XXt = X @ X.T
+        self.Mf = np.asarray(M, dtype=np.float64, order="F")
+        self.n = X.shape[0]
+
+    def gram(self, eta: np.ndarray, shift: float) -> np.ndarray:
+        """``(XXᵀ) ∘ (B Bᵀ) + shift·I`` with ``B = M diag(√η)`` over the active patterns."""
+        active = np.flatnonzero(eta > 0)
+        B = self.Mf[:, active] * np.sqrt(eta[active])
+        K = B @ B.T  # one SYRK (numpy detects the transposed operand)
+        K *= self.XXt
+        K.flat[:: self.n + 1] += shift
+        return K
+
+    def correlations(self, A: np.ndarray) -> np.ndarray:
+        """``[Xᵀ D_i A]_i`` as (P, d, c): one GEMM ``(X ∘ a)ᵀ M`` per output."""
+        c = A.shape[1]
+        G = np.empty((self.Mf.shape[1], self.X.shape[1], c))
+        for k in range(c):
+            G[:, :, k] = ((self.X * A[:, k:k + 1]).T @ self.Mf).T
+        return G
+
+
+def kernel_ridge_dual_value(X: np.ndarray, Y: np.ndarray, M: np.ndarray, Z: np.ndarray,
+                            eta: np.ndarray, mu: float) -> tuple[float, np.ndarray]:
+    """Dual of the kernel ridge with weights ``η`` at the best multiple of ``Z``.
+
+    Dual: ``max_Z ⟨Y, Z⟩ − ½||Z||² − (1/2μ) Σ_i η_i ||Xᵀ D_i Z||²`` (unconstrained, so every
+    Z is feasible); at the optimum ``Z = μα`` = the residual. Returns the value at
+    ``s*Z`` with the optimal ``s* ≥ 0`` and that point.
+    """
+    Z = np.asarray(Z, dtype=np.float64).reshape(Y.shape)
+    q = float(np.sum(eta * group_norms(adjoint(X, M, Z)) ** 2))
+    value, s = best_multiple(float(np.sum(Y * Z)), float(np.sum(Z * Z)) + q / mu)
+    return value, s * Z
+
+
+def lanckriet_value(Y: np.ndarray, Z: np.ndarray, top: float, mu: float
+                    ) -> tuple[float, np.ndarray]:
+    """Lanckriet dual of simplex MKL at the best multiple of ``Z``: a lower bound on ``p_MKL(μ)``.
+
+    ``D(Z) = ⟨Y, Z⟩ − ½||Z||² − (1/2μ) max_i ||Xᵀ D_i Z||²`` for every Z (``top`` is
+    ``max_i ||Xᵀ D_i Z||``; ``Z = μα`` from any α); the value at ``s*Z`` with the optimal
+    ``s* ≥ 0`` is returned with that point.
+    """
+    value, s = best_multiple(float(np.sum(Y * Z)), float(np.sum(Z * Z)) + top * top / mu)
+    return value, s * Z

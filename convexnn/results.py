@@ -1,0 +1,330 @@
+"""Save and load certified optima.
+
+A result folder holds three files:
+
+* ``certificate.json`` — the certificate (every key of the contract, ``docs/certificates.md``)
+  and what is needed to re-derive it: the regularisation, tolerance, bias, the data hash
+  and, when the problem came from a spec, the spec itself (so the data can be rebuilt);
+* ``solution.npz`` — weights, pattern masks, gates and counts, the dual-feasible point
+  and the network's arrays, written with ``np.savez`` (no object arrays: it loads with
+  ``allow_pickle=False``);
+* ``summary.md`` — a human-readable table (:mod:`convexnn.report`).
+
+Writes are atomic (:mod:`convexnn.files`). :func:`convexnn.verify.verify` re-derives
+every saved number from the arrays and the data alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset, data_sha256
+from .errors import ConvexNNError, InvalidInputError
+from . import files
+from .files import CERTIFICATE_FILE, SOLUTION_FILE, SUMMARY_FILE, atomic_directory
+from .patterns import Patterns
+from .report import summary_markdown
+from .validation import validate_xy
+
+__all__ = [
+    "REQUIRED_KEYS",
+    "NESTED_KEYS",
+    "certificate_record",
+    "save",
+    "solution_arrays",
+    "write_result",
+    "read_record",
+    "read_arrays",
+    "as_xy",
+    "arrays_sha256",
+    "group_arrays",
+    "patterns_from",
+    "missing_keys",
+]
+
+#: Top-level keys of the contract (plus ``lam`` or ``mu``, named by ``reg_name``).
+REQUIRED_KEYS = (
+    "formulation", "solver", "status", "objective", "dual_objective", "gap", "relative_gap",
+    "tolerance", "certified", "n", "d", "outputs", "patterns", "network", "timings",
+    "data_sha256", "version",
+)
+NESTED_KEYS = {
+    "patterns": ("count", "method", "scope"),
+    "network": ("neurons", "objective"),
+    "timings": ("build_s", "solve_s", "certify_s"),
+}
+
+DataLike = Dataset | tuple[Any, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: floats stay floats, non-finite numbers become null."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def as_xy(data: DataLike) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, Dataset):
+        return data.X, data.y
+    if isinstance(data, tuple) and len(data) == 2:
+        return data
+    raise InvalidInputError(
+        f"data must be a Dataset or a tuple (X, y); got {type(data).__name__}."
+    )
+
+
+def _numeric_array(value: Any, name: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ConvexNNError(f"cannot save {name}: dtype {arr.dtype} is not numeric.")
+    return np.ascontiguousarray(arr)
+
+
+def solution_arrays(solution: Any) -> dict[str, np.ndarray]:
+    """Every array of a solution, keyed ``weights.*``, ``dual.*``, ``patterns.*``,
+    ``network.*`` and ``info.*`` (numeric dtypes only)."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in solution.weights.items():
+        out[f"weights.{k}"] = _numeric_array(v, f"weights[{k!r}]")
+    for k, v in solution.dual.items():
+        out[f"dual.{k}"] = _numeric_array(v, f"dual[{k!r}]")
+    p = solution.patterns
+    out["patterns.masks"] = np.ascontiguousarray(p.masks, dtype=bool)
+    out["patterns.gates"] = np.ascontiguousarray(p.gates, dtype=np.float64)
+    out["patterns.counts"] = np.ascontiguousarray(p.counts, dtype=np.int64)
+    if p.probabilities is not None:
+        out["patterns.probabilities"] = np.ascontiguousarray(p.probabilities, dtype=np.float64)
+    net = solution.network
+    if net is not None and dataclasses.is_dataclass(net):
+        for f in dataclasses.fields(net):
+            v = getattr(net, f.name)
+            if isinstance(v, np.ndarray) and v.dtype != object:
+                out[f"network.{f.name}"] = np.ascontiguousarray(v)
+    for k, v in (solution.info or {}).items():
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+            out[f"info.{k}"] = np.ascontiguousarray(v)
+    return out
+
+
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the names, dtypes, shapes and contents of the arrays."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _network_objective(solution: Any, net: Any, X: np.ndarray, y: np.ndarray) -> float | None:
+    """The network's weight-decay training objective at λ (None without a network or λ)."""
+    if net is None or not hasattr(net, "objective"):
+        return None
+    lam = solution.reg if solution.reg_name == "lam" else (solution.info or {}).get("lam")
+    if lam is None:
+        return None
+    return float(net.objective(X, y, float(lam)))
+
+
+def certificate_record(solution: Any, data: DataLike, *, spec: Any = None,
+                       source: str | None = None) -> dict[str, Any]:
+    """The ``certificate.json`` contents of a solution (a plain, JSON-ready dict).
+
+    Raises :class:`InvalidInputError` when ``data`` are not the data the solution was
+    computed on (their SHA-256 differs from ``solution.data_sha256``).
+    """
+    from . import __version__
+    from .formulations import REGISTRY
+
+    X, y = as_xy(data)
+    Xv, Y = validate_xy(X, y)
+    sha = data_sha256(Xv, Y)
+    if solution.data_sha256 and sha != solution.data_sha256:
+        raise InvalidInputError(
+            f"the data given to save() (sha256 {sha[:12]}…) are not the data the solution "
+            f"was computed on (sha256 {solution.data_sha256[:12]}…)."
+        )
+    cert = solution.certificate
+    net = solution.network
+    form = REGISTRY.get(solution.formulation)
+    info = {k: v for k, v in (solution.info or {}).items()
+            if v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating))}
+    if source is None:
+        meta = getattr(data, "meta", {}) if isinstance(data, Dataset) else {}
+        source = meta.get("source")
+    record: dict[str, Any] = {
+        "formulation": solution.formulation,
+        "title": getattr(form, "title", ""),
+        "solver": solution.solver,
+        "method": solution.method,
+        "status": solution.status,
+        "objective": cert.objective,
+        "dual_objective": cert.dual_objective,
+        "gap": cert.gap,
+        "relative_gap": cert.relative_gap,
+        "tolerance": cert.tolerance,
+        "certified": bool(cert.certified),
+        "scope": cert.scope,
+        "checks": dict(cert.checks),
+        "failed": list(cert.failed),
+        solution.reg_name: float(solution.reg),
+        "reg_name": solution.reg_name,
+        "n": solution.n,
+        "d": solution.d,
+        "outputs": solution.outputs,
+        "bias": bool(solution.bias),
+        "single_output": bool(solution.single_output),
+        "patterns": {
+            "count": solution.patterns.P,
+            "method": solution.patterns.method,
+            "scope": solution.patterns.scope,
+            "draws": solution.patterns.draws,
+            "seed": solution.patterns.seed,
+        },
+        "network": {
+            "neurons": getattr(net, "neurons", None),
+            "objective": _network_objective(solution, net, X, y),
+        },
+        "timings": {k: float(solution.timings.get(k, 0.0))
+                    for k in ("build_s", "solve_s", "certify_s")},
+        "data_sha256": sha,
+        "data": {"source": source, "name": getattr(data, "name", None)},
+        "solution_sha256": arrays_sha256(solution_arrays(solution)),
+        "info": info,
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+    }
+    if spec is not None:
+        record["spec"] = spec.as_dict() if hasattr(spec, "as_dict") else dict(spec)
+        record["problem"] = getattr(spec, "name", None)
+    return _jsonable(record)
+
+
+def write_result(solution: Any, directory: Path, data: DataLike, *, spec: Any = None,
+                 source: str | None = None, label: str | None = None) -> dict[str, Any]:
+    """Write the three result files into an existing ``directory`` (no swap); return the record."""
+    record = certificate_record(solution, data, spec=spec, source=source)
+    arrays = solution_arrays(solution)
+    files.write_npz(directory / SOLUTION_FILE, arrays)
+    text = json.dumps(record, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    files.write_bytes_atomic(directory / CERTIFICATE_FILE, text.encode())
+    files.write_bytes_atomic(directory / SUMMARY_FILE,
+                 summary_markdown(record, label or str(directory)).encode())
+    return record
+
+
+def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: Any = None,
+         source: str | None = None) -> Path:
+    """Save a solution as ``certificate.json``, ``solution.npz`` and ``summary.md``.
+
+    Parameters
+    ----------
+    solution : Solution
+    directory : path
+        Created, or replaced when it holds a previous result (never a folder of other
+        files). The replacement is atomic.
+    data : Dataset or (X, y)
+        The data the solution was computed on (checked by hash); used for the network's
+        training objective and recorded by hash.
+    spec : ProblemSpec, optional
+        Recorded so that ``verify`` can rebuild the data without being given it.
+    source : str, optional
+        Description of the data (default: ``data.meta["source"]``).
+
+    Returns
+    -------
+    Path of the directory.
+    """
+    target = Path(directory)
+    with atomic_directory(target) as tmp:
+        write_result(solution, tmp, data, spec=spec, source=source, label=str(target))
+    return target
+
+
+def read_record(directory: Path) -> dict[str, Any]:
+    path = directory / CERTIFICATE_FILE
+    if not directory.is_dir():
+        raise InvalidInputError(f"result directory not found: {directory}")
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: missing (not a convexnn result directory?).")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(record, dict):
+        raise InvalidInputError(f"{path}: expected a JSON object, got {type(record).__name__}.")
+    return record
+
+
+def read_arrays(directory: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Arrays of ``solution.npz`` and the names of entries refused as pickled objects."""
+    path = directory / SOLUTION_FILE
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: missing.")
+    if not zipfile.is_zipfile(path):
+        raise InvalidInputError(f"{path}: not an .npz archive.")
+    arrays, pickled = {}, []
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError:  # "Object arrays cannot be loaded when allow_pickle=False"
+                    pickled.append(key)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidInputError(f"{path}: unreadable ({exc}).") from None
+    return arrays, pickled
+
+
+def group_arrays(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+
+
+def patterns_from(arrays: Mapping[str, np.ndarray], rec: Mapping[str, Any]) -> Patterns:
+    p = rec.get("patterns") or {}
+    return Patterns(
+        masks=np.asarray(arrays["patterns.masks"], dtype=bool),
+        gates=np.asarray(arrays["patterns.gates"], dtype=np.float64),
+        counts=np.asarray(arrays["patterns.counts"], dtype=np.int64),
+        draws=int(p.get("draws") or arrays["patterns.counts"].sum()),
+        method=str(p.get("method", "sample")),
+        scope=str(p.get("scope", "sampled")),
+        probabilities=arrays.get("patterns.probabilities"),
+        seed=p.get("seed"),
+    )
+
+
+def missing_keys(rec: Mapping[str, Any]) -> list[str]:
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    reg = rec.get("reg_name", "lam")
+    if reg not in rec:
+        missing.append(str(reg))
+    for outer, inner in NESTED_KEYS.items():
+        if isinstance(rec.get(outer), Mapping):
+            missing += [f"{outer}.{k}" for k in inner if k not in rec[outer]]
+    return missing
