@@ -9,7 +9,7 @@ for each size (n, d, P) and ``λ = lam_ratio · λ_max`` (and the ``μ`` of that
 * the pure iteration (``finish="none"``) in λ and μ mode, capped at
   ``--pure-max-iter`` updates (it converges sublinearly: at 500×10×200 thousands of
   iterations do not reach a gap of 1e-6, so it is reported with the gap it reached);
-* the cost of one reweighting iteration against the budget of SPEC §0 — one n×n
+* the cost of one reweighting iteration against the budget of docs/math/notation.md — one n×n
   Cholesky plus the n²P kernel GEMM, ×1.5 — with BLAS pinned to one thread
   (``threads=1``, the default) and left as configured (``threads=None``).
 

@@ -1,4 +1,4 @@
-"""The polyhedral cones of the ReLU program (SPEC §2), in numpy.
+"""The polyhedral cones of the ReLU program (``docs/math/relu.md``), in numpy.
 
 Pattern ``i`` with signs ``S_i = 2 D_i − I`` owns the cone
 
@@ -15,7 +15,7 @@ gives at the same time
 
 * the Euclidean projection of ``w`` onto ``K_i`` (used to repair a primal point);
 * the support value ``max_{||u|| ≤ 1, u ∈ K_i} w^T u = ||Π_{K_i}(w)||`` — the
-  left-hand side of the dual constraint of SPEC §2, whose multiplier is ``a*``:
+  left-hand side of the dual constraint of ``docs/math/relu.md``, whose multiplier is ``a*``:
   ``min_{α ≥ 0} ||X^T (D_i z + S_i α)|| = ||Π_{K_i}(X^T D_i z)||``.
 
 With ``c`` outputs every column of a d×c block has its own cone constraint, so
@@ -205,7 +205,7 @@ def support_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, *, only: np.ndar
 
 def dual_norms(X: np.ndarray, M: np.ndarray, Z: np.ndarray, alpha: np.ndarray, beta: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Left-hand sides of the dual constraints of SPEC §2 for given multipliers.
+    """Left-hand sides of the dual constraints of ``docs/math/relu.md`` for given multipliers.
 
     ``(||X^T (D_i Z + S_i α_i)||_F, ||X^T (−D_i Z + S_i β_i)||_F)`` for every i; each (P,).
     ``Z`` is (n, c); ``alpha``, ``beta`` are (P, n, c).

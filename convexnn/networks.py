@@ -5,7 +5,7 @@ Both networks are trained with the weight-decay objective
     L = ½ ||f(X) − y||² + (λ/2) Σ_j (||u_j||² + ||a_j||²),
 
 and both maps below are exact: the network's ``L`` equals the convex objective of
-the weights it was built from (SPEC §1, §2).
+the weights it was built from (``docs/math/gated_relu.md``, ``docs/math/relu.md``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def split_blocks(
 
 
 def prune_threshold(*blocks: np.ndarray, ratio: float = PRUNE_RATIO) -> float:
-    """``ratio · max_i ||W_i||`` over all given block arrays (SPEC §6)."""
+    """``ratio · max_i ||W_i||`` over all given block arrays (``docs/math/fast_methods.md``)."""
     return ratio * max((group_norms(W).max(initial=0.0) for W in blocks), default=0.0)
 
 
@@ -148,7 +148,7 @@ class ReLUNetwork(_TwoLayer):
     @classmethod
     def from_weights(cls, V: np.ndarray, U: np.ndarray, *, bias: bool = False,
                      single_output: bool = True, prune: float = PRUNE_RATIO) -> ReLUNetwork:
-        """Neurons from the cone program's ``(v_i, u_i)`` blocks (P, d, c) (SPEC §2).
+        """Neurons from the cone program's ``(v_i, u_i)`` blocks (P, d, c) (``docs/math/relu.md``).
 
         ``v_i → (v_i/√||v_i||, +√||v_i||)`` and ``u_i → (u_i/√||u_i||, −√||u_i||)``. With
         several outputs every column is its own neuron, so the network's penalty is

@@ -1,4 +1,4 @@
-"""Structured linear algebra of the pattern matrices (SPEC §0).
+"""Structured linear algebra of the pattern matrices (``docs/math/notation.md``).
 
 Weights of ``P`` groups for ``c`` outputs are stored as an array ``W`` of shape
 ``(P, d, c)``: ``W[i]`` is the d×c block ``w_i``. With the boolean pattern matrix

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from . import files
 from .data import Dataset, data_sha256
 from .errors import ConvexNNError, InvalidInputError
-from . import files
 from .files import CERTIFICATE_FILE, SOLUTION_FILE, SUMMARY_FILE, atomic_directory
 from .patterns import Patterns
 from .report import summary_markdown

@@ -152,7 +152,7 @@ def test_reproduce_quickstart(tmp_path, capsys):
 
     path = pd.read_csv(out / "lambda_path.csv")
     assert path["certified"].all()
-    # SPEC §1: the recovered network's training objective equals the convex optimum
+    # docs/math/gated_relu.md: the recovered network's training objective equals the convex optimum
     assert (path["network_vs_convex"] < 1e-6).all()
     # sparsity grows with λ: fewer neurons at the largest λ than at the smallest
     assert path.sort_values("lam")["neurons"].iloc[0] > path.sort_values("lam")["neurons"].iloc[-1]

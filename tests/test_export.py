@@ -60,7 +60,8 @@ def test_certificate_json_has_every_contract_key_as_plain_json(saved):
 
 
 def test_saved_numbers_match_an_independent_computation(saved):
-    """Recompute primal and dual values from the raw npz arrays with plain numpy (SPEC §1)."""
+    """Recompute primal and dual values from the raw npz arrays with plain numpy
+    (docs/math/gated_relu.md)."""
     out, _, X, y = saved
     rec = json.loads((out / "certificate.json").read_text())
     with np.load(out / "solution.npz", allow_pickle=False) as f:

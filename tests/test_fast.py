@@ -1,7 +1,8 @@
 """The structured gated-ReLU solver, λ paths and the memory guard.
 
 Truths checked: agreement with the interior-point program and with an independently
-solved dual (SPEC §1); the certificate re-derived from the returned arrays through the
+solved dual (docs/math/gated_relu.md); the certificate re-derived from the returned arrays
+through the
 sparse design matrix (not through the solver's operators); weak duality against the
 IPM optimum for uncertified answers; monotonicity of the optimal value in λ.
 """
@@ -14,8 +15,8 @@ import pytest
 import convexnn as cn
 from convexnn.formulations import get_formulation
 from convexnn.formulations.gated_relu import AUTO_IPM_MAX_SIZE, build_dual
-from convexnn.methods import memory_estimates
 from convexnn.memory import format_bytes, parse_bytes, require_memory
+from convexnn.methods import memory_estimates
 from convexnn.ops import design_matrix
 from convexnn.problem import prepare
 
@@ -66,7 +67,8 @@ def test_fast_agrees_with_ipm_and_independent_dual(n, d, P, c, bias, ratio):
     d_star = independent_dual(data.X, data.Y, data.M, fast.lam)
     assert d_star - 1e-9 * abs(d_star) <= fast.objective <= d_star * (1 + 1e-6)
     assert fast.weights["W"].shape == (pats.P, data.d, c)
-    if c == 1:  # SPEC §1 (for c > 1 the network's penalty is the blocks' nuclear norm)
+    # docs/math/gated_relu.md (for c > 1 the network's penalty is the blocks' nuclear norm)
+    if c == 1:
         assert fast.network.objective(X, y, fast.lam) == pytest.approx(fast.objective,
                                                                         rel=1e-9)
 

@@ -1,4 +1,5 @@
-"""Gated-ReLU group lasso (SPEC §1): certificates checked against independent truths."""
+"""Gated-ReLU group lasso (docs/math/gated_relu.md): certificates checked against independent
+truths."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_certified_and_equal_to_independent_dual(n, d, P, c, bias):
     data = prepare(ds.X, ds.y, patterns=P, bias=bias)
     value, Z = independent_dual_value(data.X, data.Y, data.M, sol.lam)
     assert abs(value - sol.objective) <= 1e-6 * abs(sol.objective)
-    # SPEC §1: at the optimum the dual point is the residual y − ŷ
+    # docs/math/gated_relu.md: at the optimum the dual point is the residual y − ŷ
     R = data.Y - forward(data.X, data.M, sol.weights["W"])
     assert np.linalg.norm(Z - R) <= 1e-3 * np.linalg.norm(R)
 

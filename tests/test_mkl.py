@@ -1,4 +1,4 @@
-"""Simplex MKL (SPEC §3): primal, Lanckriet dual and closed-form inner problem agree;
+"""Simplex MKL (docs/math/mkl.md): primal, Lanckriet dual and closed-form inner problem agree;
 the exact λ ↔ μ map to the gated-ReLU group lasso holds both ways; NTK ≥ MKL (C2)."""
 
 from __future__ import annotations

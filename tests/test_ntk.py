@@ -1,4 +1,5 @@
-"""The gated-ReLU NTK (SPEC §4): analytic Gram vs pattern sums, Monte Carlo rates, regression."""
+"""The gated-ReLU NTK (docs/math/ntk.md): analytic Gram vs pattern sums, Monte Carlo rates,
+regression."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_ntk_equals_sum_over_all_patterns_d2(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ntk_with_bias_keeps_zero_pattern_mass_out(seed):
     """One feature + bias = 2 columns: exact arcs. The zero pattern is dropped and the
-    remaining probabilities are NOT renormalised (SPEC §4 pitfall)."""
+    remaining probabilities are NOT renormalised (docs/math/ntk.md pitfall)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((14, 1))
     Xb = add_bias(x)

@@ -1,4 +1,4 @@
-"""ReLU cone-constrained program (SPEC §2) and global optimality: checked against
+"""ReLU cone-constrained program (docs/math/relu.md) and global optimality: checked against
 independent truths — an independently solved dual, per-pattern SOCPs solved by cvxpy,
 dense per-pattern loops, the gated program, and exact enumeration of all patterns."""
 
@@ -94,7 +94,7 @@ def test_certified_equals_independent_dual_and_dominates_gated(n, d, P, c, bias)
     # primal = independently solved dual
     value, mult = independent_dual(data.X, data.Y, data.M, sol.lam)
     assert abs(value - sol.objective) <= 1e-6 * abs(sol.objective)
-    # SPEC §2: the dual optimum z* is the residual
+    # docs/math/relu.md: the dual optimum z* is the residual
     R = data.Y - forward(data.X, data.M, sol.weights["V"] - sol.weights["U"])
     assert np.linalg.norm(mult["z"] - R) <= 1e-3 * np.linalg.norm(R)
     # the returned dual point is feasible, checked one pattern at a time

@@ -1,4 +1,5 @@
-"""Iterative reweighting (SPEC §5, C3): monotone from the NTK to the certified exact optimum."""
+"""Iterative reweighting (docs/math/reweighting.md, C3): monotone from the NTK to the certified
+exact optimum."""
 
 from __future__ import annotations
 

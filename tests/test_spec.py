@@ -189,7 +189,7 @@ def test_enumerate_patterns_gives_global_scope(tmp_path):
     text = SMALL_SPEC.replace("d = 3", "d = 2").replace("count = 30", 'method = "enumerate"')
     sol, ds = solve_spec(load_spec(write_spec(tmp_path / "e.toml", text)))
     assert sol.scope == "all" and sol.certified
-    # d = 2: n points in general position give 2n cells (SPEC §0)
+    # d = 2: n points in general position give 2n cells (docs/math/notation.md)
     assert sol.patterns.P == 2 * ds.n
 
 
