@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .validation import validate_X, validate_xy
+from .validation import integer, non_negative, validate_X, validate_xy
 
 __all__ = [
     "Dataset",
@@ -130,10 +130,8 @@ def planted_relu(
     (alternating), ``ε`` is standard Gaussian.
     """
     for name, val in (("n", n), ("d", d), ("neurons", neurons), ("outputs", outputs)):
-        if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
-            raise InvalidInputError(f"{name} must be an integer ≥ 1; got {val!r}.")
-    if not np.isfinite(noise) or noise < 0:
-        raise InvalidInputError(f"noise must be a finite number ≥ 0; got {noise!r}.")
+        integer(val, name, minimum=1)
+    noise = non_negative(noise, "noise")
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     U = rng.standard_normal((d, neurons)) / np.sqrt(d)

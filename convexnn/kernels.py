@@ -24,7 +24,7 @@ from .data import add_bias
 from .errors import InvalidInputError
 from .ops import adjoint, group_norms, masked_gram
 from .patterns import Patterns
-from .validation import validate_X
+from .validation import integer, validate_X
 
 __all__ = [
     "ntk_gram",
@@ -121,8 +121,7 @@ def empirical_ntk(
     if (width is None) == (gates is None):
         raise InvalidInputError("give exactly one of width (a number of gates) or gates.")
     if gates is None:
-        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-            raise InvalidInputError(f"width must be a positive integer; got {width!r}.")
+        width = integer(width, "width", minimum=1)
         H = np.random.default_rng(seed).standard_normal((d, int(width)))
     else:
         H = np.asarray(gates, dtype=np.float64)
