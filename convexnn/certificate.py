@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ DEFAULT_TOLERANCE = 1e-6
 class Certificate:
     """A duality-gap certificate.
 
-    ``gap = objective − dual_objective``, ``relative_gap = gap / max(|objective|, 1e-12)``;
+    ``gap = objective − dual_objective``, ``relative_gap = gap / |objective|`` (no floor);
     ``certified`` is true iff ``relative_gap ≤ tolerance`` and every feasibility check
     in ``checks`` passed. ``scope`` says what the optimum is optimal among:
     ``"sampled"`` (networks whose activation patterns lie in the pattern set) or
@@ -43,6 +43,12 @@ class Certificate:
     scope: str
     checks: Mapping[str, float] = field(default_factory=dict)
     failed: tuple[str, ...] = ()
+
+    def rescaled(self, factor: float) -> Certificate:
+        """The same certificate for the program multiplied by ``factor > 0`` (data given in
+        other units): values scale, the relative gap, checks and verdict do not."""
+        return replace(self, objective=self.objective * factor,
+                       dual_objective=self.dual_objective * factor, gap=self.gap * factor)
 
     def as_dict(self) -> dict:
         return {
@@ -112,8 +118,17 @@ def make_certificate(
 
 
 def relative_gap(objective: float, dual_objective: float) -> float:
-    """``(objective − dual_objective) / max(|objective|, 1e-12)``."""
-    return (objective - dual_objective) / max(abs(objective), 1e-12)
+    """``(objective − dual_objective) / |objective|`` — scale-invariant, with no floor.
+
+    Rescaling X or y by any factor scales the objective and the gap alike, so neither the
+    relative gap nor the verdict depends on the units of the data. An objective of exactly
+    0 with gap 0 gives 0 (``y = 0``: the zero solution is exact); with a non-zero gap,
+    ``±inf``.
+    """
+    gap = objective - dual_objective
+    if objective == 0:
+        return 0.0 if gap == 0 else math.copysign(math.inf, gap)
+    return gap / abs(objective)
 
 
 def best_multiple(yz: float, zz: float, s_max: float = math.inf) -> tuple[float, float]:

@@ -39,7 +39,7 @@ from .errors import InvalidInputError, ProblemTooLargeError
 from .formulations import Formulation, get_formulation
 from .formulations.gated_relu import ball_dual_value
 from .patterns import Patterns, enumerate_patterns, sample_patterns, unique_columns
-from .problem import ProblemData, prepare
+from .problem import ProblemData, ipm_scales, prepare, scaled_data
 from .solution import Solution
 from .validation import integer
 
@@ -176,19 +176,26 @@ def check_patterns(
             f"the global check applies to formulations with a pattern-wise dual constraint "
             f"(gated_relu, relu); got {form.name!r}."
         )
-    X, Y = data.X, data.Y
+    X = data.X
     if candidates.masks.shape[0] != X.shape[0] or candidates.d != X.shape[1]:
         raise InvalidInputError(
             f"candidates were built for data of shape ({candidates.n}, {candidates.d}) but X "
             f"has shape {X.shape}; build them from the same X (with its bias column)."
         )
-    primal = form.primal(data, lam, weights)
+    # computed on the data rescaled by powers of two (exact; see Formulation.certify)
+    a, s = ipm_scales(data)
+    unit = form.reg_unit(a, s)
+    sd = scaled_data(data, a, s)
+    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
+         for k, v in weights.items()}
+    primal = form.primal(sd, lam / unit, w)
     R = primal.residual
     checked = merge_patterns(candidates, data.patterns)
-    values = form.dual_constraint_values(X, checked.masks, R)
+    values = form.dual_constraint_values(sd.X, checked.masks, R) * unit
     top = float(values.max(initial=0.0))
-    lower, t = ball_dual_value(Y, R, top, lam)
-    objective = primal.objective
+    lower, t = ball_dual_value(sd.Y, R, top / unit, lam / unit)
+    lower *= s * s
+    objective = primal.objective * s * s
     rel = relative_gap(objective, lower)
     ratio = values / lam - 1.0
     order = np.argsort(-ratio, kind="stable")
@@ -215,8 +222,12 @@ def global_certificate(form: Formulation, data: ProblemData, weights: Mapping[st
     feasible for every pattern — and its dual point is that ``z`` with the formulation's
     multipliers on the solution's own patterns (``form.dual_point``).
     """
-    R = form.primal(data, check.lam, weights).residual
-    dual = form.dual_point(data, check.scale * R)
+    a, s = ipm_scales(data)  # on the rescaled data, like check_patterns
+    sd = scaled_data(data, a, s)
+    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
+         for k, v in weights.items()}
+    R = form.primal(sd, check.lam / form.reg_unit(a, s), w).residual
+    dual = {k: v * s for k, v in form.dual_point(sd, check.scale * R).items()}
     cert = make_certificate(form.name, check.objective, check.lower_bound,
                             tolerance=check.tolerance, scope="all", checks=dict(check.checks))
     return cert, dual

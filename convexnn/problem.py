@@ -88,10 +88,15 @@ def ipm_scales(data: ProblemData) -> tuple[float, float]:
     exact in floating point and leave data whose entries are of order one untouched
     (``a = s = 1``).
     """
-    n = max(data.n, 1)
-    a = _power_of_two(float(np.linalg.norm(data.X)) / np.sqrt(n * data.d))
-    s = _power_of_two(float(np.linalg.norm(data.Y)) / np.sqrt(n * data.c))
-    return a, s
+    return _power_of_two(_rms(data.X)), _power_of_two(_rms(data.Y))
+
+
+def _rms(A: np.ndarray) -> float:
+    """Root mean square of the entries, without underflow or overflow of the squares."""
+    top = float(np.max(np.abs(A), initial=0.0))
+    if not 0.0 < top < np.inf:
+        return top
+    return top * float(np.sqrt(np.mean(np.square(A / top))))
 
 
 def scaled_data(data: ProblemData, a: float, s: float) -> ProblemData:

@@ -96,6 +96,14 @@ def solve_data(
         method_options=method_opts,
         form_options=form_opts,
     )
+    zero = form.zero_weights(data)
+    if zero is not None and reg >= form.zero_threshold(data):
+        # λ ≥ λ_max: w = 0 is optimal (the certificate below proves it); no solver needed,
+        # and none could work at, say, λ = 1e300
+        return form.make_solution(
+            data, reg, zero, opts, status="optimal", solver="numpy", method="closed_form",
+            build_s=0.0, solve_s=0.0,
+            info={"closed_form": f"{form.reg_name} ≥ {form.reg_name}_max: every weight is 0"})
     impl = algorithm(form, chosen)
     check_memory(form, data, chosen, memory_limit)
     sol = impl.run(form, data, reg, opts)

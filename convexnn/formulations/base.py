@@ -37,7 +37,7 @@ import numpy as np
 
 from ..certificate import Certificate
 from ..errors import ConvexNNError, InvalidInputError
-from ..problem import ProblemData
+from ..problem import ProblemData, ipm_scales, scaled_data
 from ..solution import Solution
 from ..validation import NoOptions, Options, positive
 
@@ -125,11 +125,38 @@ class Formulation(ABC):
                ) -> Primal:
         """Objective, residual and feasibility checks of ``weights``."""
 
-    @abstractmethod
+    #: Weights that do not scale with the data (kernel weights on the simplex).
+    unscaled_weights: ClassVar[tuple[str, ...]] = ("eta", "p")
+
     def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
-        """Numpy certificate of ``weights`` (and optionally a candidate dual point)."""
+        """Numpy certificate of ``weights`` (and optionally a candidate dual point).
+
+        The programs are homogeneous: on ``(X/a, Y/s)`` the weights are ``(a/s) W``, the
+        dual point ``z/s``, the regularisation ``reg / reg_unit(a, s)`` and every value is
+        divided by ``s²``. The certificate is computed there, with ``a, s`` the powers of two
+        of :func:`~convexnn.problem.ipm_scales` (an exact rescaling), and mapped back — so
+        no square overflows or underflows whatever the units of the data, and the relative
+        gap and the verdict are the same for data given in any units.
+        """
+        a, s = ipm_scales(data)
+        if a == 1.0 and s == 1.0:
+            return self._certify(data, reg, weights, dual, tol=tol)
+        w = {k: (np.asarray(v, dtype=np.float64) if k in self.unscaled_weights
+                 else np.asarray(v, dtype=np.float64) * (a / s)) for k, v in weights.items()}
+        z = None if dual is None else {k: np.asarray(v, dtype=np.float64) / s
+                                       for k, v in dual.items()}
+        cert, point = self._certify(scaled_data(data, a, s), reg / self.reg_unit(a, s), w, z,
+                                    tol=tol)
+        return cert.rescaled(s * s), {k: v * s for k, v in point.items()}
+
+    @abstractmethod
+    def _certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
+                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
+        """The certificate on ``data`` as given (called by :meth:`certify` on data whose
+        entries are of order one)."""
 
     def network(self, data: ProblemData, weights: Mapping[str, np.ndarray]) -> Any:
         """The non-convex network encoded by ``weights`` (None when there is none)."""
@@ -171,6 +198,16 @@ class Formulation(ABC):
         """The full dual point of the program for ``z = Z`` (with its multipliers, if any)."""
         return {"z": Z}
 
+    def zero_weights(self, data: ProblemData) -> dict[str, np.ndarray] | None:
+        """The all-zero weights, when some finite regularisation makes them optimal (None
+        otherwise)."""
+        return None
+
+    def zero_threshold(self, data: ProblemData) -> float:
+        """A regularisation at and above which the zero weights are optimal (an upper bound
+        on ``reg_max`` that is cheap to compute); ``inf`` when there is none."""
+        return np.inf
+
     def finalize(self, data: ProblemData, reg: float, weights: dict[str, np.ndarray],
                  dual: Mapping[str, np.ndarray], options: Options
                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -190,13 +227,42 @@ class Formulation(ABC):
             )
         return method
 
+    def reg_unit(self, a: float, s: float) -> float:
+        """How the regularisation scales with the data: ``(X, Y) → (aX, sY)`` maps ``λ`` to
+        ``a s λ`` (the group programs) and ``μ`` to ``a² μ`` (the kernel programs)."""
+        return a * s if self.reg_name == "lam" else a * a
+
+    def scaled_reg_max(self, data: ProblemData) -> tuple[float, float]:
+        """``reg_max(data)`` computed on the data rescaled by powers of two (no underflow or
+        overflow whatever the units), and the size of the data it is relative to
+        (``||X||₂ ||Y||_F`` for λ, ``||X||₂²`` for μ)."""
+        a, s = ipm_scales(data)
+        scaled = scaled_data(data, a, s)
+        unit = self.reg_unit(a, s)
+        xnorm = float(np.linalg.norm(scaled.X, 2))
+        size = xnorm * float(np.linalg.norm(scaled.Y)) if self.reg_name == "lam" else xnorm ** 2
+        return self.reg_max(scaled) * unit, size * unit
+
     def reg_scale(self, data: ProblemData) -> float:
-        """``reg_max(data)``, the unit of ``lam_ratio``; refuses a zero scale with the fix."""
-        top = self.reg_max(data)
-        if top <= 0:
+        """``reg_max(data)``, the unit of ``lam_ratio``; refuses a scale that is zero (up to
+        rounding, relative to the size of the data) with the fix."""
+        top, size = self.scaled_reg_max(data)
+        a, s = ipm_scales(data)
+        unit = self.reg_unit(a, s)
+        if not 0.0 < unit < np.inf:
             raise InvalidInputError(
-                f"{self.reg_name}_max is 0 (y is orthogonal to every pattern): give "
-                f"{self.reg_name} explicitly."
+                f"{self.reg_name}_max of these data is not representable in floating point "
+                f"(the data are scaled by about 2^{np.log2(a):.0f} in X and 2^{np.log2(s):.0f} "
+                "in y); rescale X and y towards entries of order one.")
+        if not top > 1e-10 * size:
+            if self.reg_name == "lam":
+                why = ("y is orthogonal to every pattern (λ_max is zero up to rounding, e.g. "
+                       "y = 0 or duplicate rows with opposite targets), so w = 0 is optimal for "
+                       "every λ > 0")
+            else:
+                why = "X is zero, so every kernel is zero"
+            raise InvalidInputError(
+                f"{self.reg_name}_ratio cannot be used: {why}; give {self.reg_name} explicitly."
             )
         return top
 

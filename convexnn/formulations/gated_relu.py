@@ -269,7 +269,7 @@ class GroupLassoFormulation(Formulation):
         value, R = gated_relu_objective(data.X, data.Y, data.M, W, reg)
         return Primal(value, R)
 
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+    def _certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         duals = [dual["z"]] if dual is not None and "z" in dual else []
@@ -278,6 +278,13 @@ class GroupLassoFormulation(Formulation):
             tolerance=tol, scope=data.patterns.scope, duals=duals, formulation=self.name,
         )
         return cert, {"z": Z}
+
+    def zero_weights(self, data: ProblemData) -> dict[str, np.ndarray]:
+        return {"W": np.zeros((data.P, data.d, data.c))}
+
+    def zero_threshold(self, data: ProblemData) -> float:
+        """``λ_max`` itself (computed on the rescaled data: no overflow or underflow)."""
+        return self.scaled_reg_max(data)[0]
 
     def dual_constraint_values(self, X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
         """``||Xᵀ D_i R||_F`` for every pattern."""

@@ -305,7 +305,7 @@ class MKL(Formulation):
         R = data.Y - forward(data.X, data.M, W)
         return Primal(mkl_objective(data.X, data.Y, data.M, W, reg), R)
 
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+    def _certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         duals = [dual["z"]] if dual is not None and "z" in dual else []

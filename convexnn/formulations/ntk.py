@@ -210,7 +210,7 @@ class NTK(Formulation):
                                        reg)
         return Primal(value, R)
 
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+    def _certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         p = self.kernel_weights(data)

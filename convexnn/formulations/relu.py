@@ -32,7 +32,7 @@ from ..cones import cone_violation, dual_norms, project_to_cones, screen_values,
 from ..errors import ConvexNNError, InvalidInputError
 from ..networks import ReLUNetwork
 from ..ops import adjoint, as_blocks, forward, group_norms
-from ..problem import ProblemData
+from ..problem import ProblemData, ipm_scales, scaled_data
 from ..validation import Options, boolean
 from .base import Formulation, Primal, check_dpp
 from .gated_relu import ball_dual_value
@@ -431,7 +431,7 @@ class ReLU(Formulation):
                                                                1e-12)
         return Primal(value, R, {"cone_violation": violation})
 
-    def certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
+    def _certify(self, data: ProblemData, reg: float, weights: Mapping[str, np.ndarray],
                 dual: Mapping[str, np.ndarray] | None = None, *, tol: float = 1e-6
                 ) -> tuple[Certificate, dict[str, np.ndarray]]:
         V, U = self._weights(data, weights)
@@ -440,6 +440,17 @@ class ReLU(Formulation):
                                 scope=data.patterns.scope, duals=duals,
                                 multipliers=duals[0] if duals else None,
                                 formulation=self.name)
+
+    def zero_weights(self, data: ProblemData) -> dict[str, np.ndarray]:
+        zero = np.zeros((data.P, data.d, data.c))
+        return {"V": zero, "U": zero.copy()}
+
+    def zero_threshold(self, data: ProblemData) -> float:
+        """The gated ``λ_max = max_i ||Xᵀ D_i Y||_F``: the support values over the cones
+        never exceed it, so zero is optimal above it (one GEMM instead of NNLS)."""
+        a, s = ipm_scales(data)
+        sc = scaled_data(data, a, s)
+        return float(group_norms(adjoint(sc.X, sc.M, sc.Y)).max(initial=0.0)) * a * s
 
     def dual_constraint_values(self, X: np.ndarray, M: np.ndarray, R: np.ndarray) -> np.ndarray:
         """``max(||Π_{K_i}(Xᵀ D_i R)||, ||Π_{K_i}(−Xᵀ D_i R)||)`` for every pattern (NNLS)."""

@@ -84,6 +84,10 @@ __all__ = [
 
 #: Multiplier on the power-iteration estimate of ``||A||²`` (it converges from below).
 LIPSCHITZ_SAFETY = 1.05
+#: Step-size halvings tried per iteration before the values are declared not finite.
+MAX_BACKTRACKS = 64
+#: Outer rounds (working sets, Newton refinements, polishes) of one solve at most.
+MAX_OUTER = 10_000
 #: Smallest working set (groups).
 MIN_WORKING_SET = 10
 #: A working-set problem is solved to ``max(INNER_FRACTION · tol, GAP_FRACTION · gap)``
@@ -290,6 +294,7 @@ class _Inner:
     backtracks: int
     L: float
     stalled: bool
+    failed: bool = False  # values stopped being finite
 
 
 def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L: float, *,
@@ -311,7 +316,7 @@ def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L:
     rel = math.inf
     restarts = backtracks = 0
     marks: list[float] = []  # gap at the end of each window
-    stalled = False
+    stalled = failed = False
     k = 0
     for k in range(1, max_iter + 1):
         R = Y - AV
@@ -335,7 +340,7 @@ def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L:
                     stalled = True
                     break
         fV = 0.5 * float(np.vdot(R, R))
-        while True:
+        for _ in range(MAX_BACKTRACKS):
             U = V + G * (1.0 / L)
             un = _row_norms(U)
             shrink = np.maximum(0.0, 1.0 - (lam / L) / np.maximum(un, 1e-300))
@@ -345,10 +350,18 @@ def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L:
             fWn = 0.5 * float(np.vdot(Rn, Rn))
             D = Wn - V
             bound = fV - float(np.vdot(G, D)) + 0.5 * L * float(np.vdot(D, D))
-            if fWn <= bound + 1e-12 * max(fV, 1.0):
+            # the descent lemma up to rounding, relative to the values compared (no floor:
+            # the test must not depend on the units of the data)
+            if fWn <= bound + 1e-12 * abs(fV):
                 break
             L *= 2.0
             backtracks += 1
+        else:  # no step satisfies the descent lemma: values are not finite
+            failed = True
+            break
+        if not (math.isfinite(fWn) and math.isfinite(L)):
+            failed = True
+            break
         FWn = fWn + lam * float((un * shrink).sum())
         if FWn < best_p:
             best_p, best_W = FWn, Wn
@@ -363,7 +376,8 @@ def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L:
             AV = AWn + beta * (AWn - AW)
             t = t_next
         W, AW, FW = Wn, AWn, FWn
-    return _Inner(best_W.copy(), best_Z, best_p, best_d, k, restarts, backtracks, L, stalled)
+    return _Inner(best_W.copy(), best_Z, best_p, best_d, k, restarts, backtracks, L, stalled,
+                  failed)
 
 
 #: Newton refinement on the support when its dense Hessian costs at most this many
@@ -530,13 +544,15 @@ def solve_group_lasso(
 
     status = "max_iter"
     best: tuple[FullCheck, np.ndarray] | None = None  # best full-set check and its W
-    while True:
-        outer += 1
+    for outer in range(1, MAX_OUTER + 1):  # noqa: B007 - the count is reported
         chk = full_certificate(op, Y, W, lam, Z_cand)
         rel, scores, scale = chk.rel, chk.scores, chk.scale
         history.append((iterations, rel))
         if best is None or rel < best[0].rel:
             best = (chk, W.copy())
+        if not (math.isfinite(chk.primal) and np.all(np.isfinite(scores))):
+            status = "numerical_error"  # the values overflowed: report the best point seen
+            break
         if rel <= tol:
             status = "converged"
             break
@@ -605,7 +621,7 @@ def solve_group_lasso(
         # ||A_S||² ≤ Σ_i ||D_i X||₂² ≤ |S|·||X||₂² bounds a failed estimate
         L = L * LIPSCHITZ_SAFETY if L > 0.0 else len(idx) * sigma**2
         inner_tol = max(INNER_FRACTION * tol, GAP_FRACTION * rel) if len(idx) < P else tol
-        inner = _fista(sub, Y, lam, W[idx], max(L, 1e-12), tol=inner_tol,
+        inner = _fista(sub, Y, lam, W[idx], max(L, np.finfo(np.float64).tiny), tol=inner_tol,
                        max_iter=budget, stall_iter=stall_iter)
         iterations += inner.iterations
         restarts += inner.restarts
@@ -615,6 +631,9 @@ def solve_group_lasso(
         W[idx] = inner.W
         Z_cand = inner.Z
         want_polish = inner.stalled
+        if inner.failed:
+            status = "numerical_error"
+            break
     chk, W_best = best
     return GroupLassoResult(
         W=W_best.reshape(P, d, c), Z=chk.Z, objective=chk.primal, dual_objective=chk.dual,
@@ -729,7 +748,11 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     """Solve the group lasso of ``form`` at ``λ = reg`` by :func:`solve_group_lasso` and
     certify the answer with the formulation's certificate.
 
-    ``operator`` (a prebuilt :class:`GroupLassoOperator` on ``data``) is reused along paths.
+    Like the interior-point method it works on ``(X/a, Y/s)`` at ``λ/(a s)`` with ``a, s``
+    powers of two (:func:`~convexnn.problem.ipm_scales`), so that neither its stopping
+    rule nor its arithmetic depends on the units of the data; ``W = (s/a) W'``. ``operator``
+    (a prebuilt :class:`GroupLassoOperator` on ``X/a``, see :func:`run_path`) is reused
+    along paths.
     """
     opts = options.method_options
     if not isinstance(opts, Options):
@@ -745,12 +768,15 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
                 f"working_set must be True, False or a boolean mask of shape ({data.P},)."
             )
         use_ws = True
-    polisher = _Polisher(form, data, reg, options) if opts.polish else None
+    a, s = ipm_scales(data)
+    scaled, lam = scaled_data(data, a, s), reg / (a * s)
+    polisher = _Polisher(form, scaled, lam, options) if opts.polish else None
     with blas_threads(opts.threads):
         start = time.perf_counter()
         res = solve_group_lasso(
-            data.X, data.Y, data.M, reg, W0=W0, tol=options.tol, max_iter=int(opts.max_iter),
-            polish=polisher, working_set=seed_ws, use_working_set=use_ws, operator=operator,
+            scaled.X, scaled.Y, scaled.M, lam, W0=None if W0 is None else W0 * (a / s),
+            tol=options.tol, max_iter=int(opts.max_iter), polish=polisher,
+            working_set=seed_ws, use_working_set=use_ws, operator=operator,
         )
         solve_s = time.perf_counter() - start
         solver = "numpy" if res.polish_rounds == 0 else f"numpy+{options.solver}"
@@ -769,10 +795,11 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
             "solver_relative_gap": res.relative_gap,
             "history": [list(h) for h in res.history],
             "threads": opts.threads,
+            "scaling": {"X": a, "y": s},
         }
         return form.make_solution(
-            data, reg, {"W": res.W}, options, status=res.status, solver=solver,
-            method="fast", build_s=0.0, solve_s=solve_s, dual={"z": res.Z}, info=info,
+            data, reg, {"W": res.W * (s / a)}, options, status=res.status, solver=solver,
+            method="fast", build_s=0.0, solve_s=solve_s, dual={"z": res.Z * s}, info=info,
         )
 
 
@@ -786,7 +813,8 @@ def run_path(form: Formulation, data: ProblemData, regs: Sequence[float],
     from dataclasses import replace
 
     start = time.perf_counter()
-    op = GroupLassoOperator(data.X, data.M, data.c)
+    a, s = ipm_scales(data)
+    op = GroupLassoOperator(scaled_data(data, a, s).X, data.M, data.c)
     setup = time.perf_counter() - start
     opts = options.method_options if isinstance(options.method_options, Options) else Options()
     sols: list[Solution] = []

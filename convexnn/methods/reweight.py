@@ -87,7 +87,7 @@ from ..kernels import PatternKernels, cholesky_solve, lanckriet_value, ntk_weigh
 from ..memory import dense_bytes
 from ..ops import adjoint, forward, group_norms
 from ..patterns import Patterns
-from ..problem import ProblemData, prepare
+from ..problem import ProblemData, ipm_scales, prepare
 from ..solution import Solution
 from ..threads import blas_threads
 from ..validation import Options as OptionsBase
@@ -434,7 +434,8 @@ class _Finisher:
         self.tol = tol
         self.opts = SolveOptions(solver=solver, tol=FINISH_TOL_FACTOR * tol, method="fast",
                                  method_options=group_lasso.Options(threads=threads))
-        self.op = group_lasso.GroupLassoOperator(data.X, data.M, data.c)
+        a, _ = ipm_scales(data)  # the fast method works on X/a (see group_lasso.run)
+        self.op = group_lasso.GroupLassoOperator(data.X / a, data.M, data.c)
         self.threads = threads
         self.steps = 0
         self.stopped = False  # the callback asked to stop
