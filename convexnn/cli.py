@@ -2,29 +2,35 @@
 
 Subcommands: ``solve``, ``verify``, ``list``, ``explain``, ``reproduce``. Exit codes:
 
-==  =====================================================================
-0   success (``verify``: the certificate re-derives)
-1   verification failed (``verify`` names each failed check)
-2   bad input: one line on stderr naming the file, key, shape or value
-3   ``solve --require-certified``: the certificate missed its tolerance
-4   the solver returned no solution (infeasible, unbounded, failed)
-==  =====================================================================
+===  ====================================================================
+0    success (``verify``: the certificate re-derives)
+1    verification failed (``verify`` names each failed check)
+2    bad input: one line on stderr naming the file, key, shape or value
+3    ``solve --require-certified``: the certificate missed its tolerance
+4    the solver returned no solution (infeasible, unbounded, failed)
+5    internal error (a bug: ``--debug`` shows the traceback to report)
+130  interrupted (Ctrl-C); 143: terminated (SIGTERM) — temporary files are removed
+===  ====================================================================
 
-``--debug`` shows the traceback of an error.
+``--debug`` shows the traceback of an error. The command runs in a worker thread so that
+Ctrl-C and SIGTERM are answered at once, even while a solver is busy in native code.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import (
-    ConvexNNError,
     InvalidInputError,
     ProblemTooLargeError,
     SolverFailedError,
@@ -33,13 +39,16 @@ from .errors import (
 )
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_INVALID", "EXIT_BAD_INPUT",
-           "EXIT_NOT_CERTIFIED", "EXIT_SOLVER_FAILED"]
+           "EXIT_NOT_CERTIFIED", "EXIT_SOLVER_FAILED", "EXIT_INTERNAL"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CERTIFIED = 3
 EXIT_SOLVER_FAILED = 4
+EXIT_INTERNAL = 5
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 PROG = "convexnn"
 
@@ -56,7 +65,15 @@ def _one_line(text: str) -> str:
 
 
 def _out(text: str = "") -> None:
-    print(text, flush=True)
+    """Print a line; a reader that went away (``convexnn verify DIR | head``) silences the
+    rest of the output but not the command, whose exit code stays its own."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _table(rows: Sequence[tuple[str, str]]) -> str:
@@ -137,7 +154,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .verification import verify
 
     spec = load_spec(_spec_path(args.spec)) if args.spec else None
-    result = verify(args.dir, spec=spec, uci_root=args.uci_root)
+    result = verify(args.dir, spec=spec, uci_root=args.uci_root, data_root=args.data_root,
+                    tolerance=args.tolerance)
     _out(str(result))
     if not result.valid:
         details = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if not c.ok)
@@ -323,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--spec", metavar="SPEC.toml",
                    help="take the data from this spec instead of the recorded one")
+    p.add_argument("--data-root", metavar="FOLDER",
+                   help="also read data files of the recorded spec inside FOLDER (by default "
+                        "only inside the result folder)")
+    p.add_argument("--tolerance", metavar="TOL", type=float,
+                   help="the loosest tolerance accepted (default 1e-6)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("list", parents=[common, uci],
@@ -349,6 +372,34 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr, flush=True)
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: end like Ctrl-C (temporary files removed), exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _run(func, args: argparse.Namespace) -> int:
+    """Run a command in a worker thread and wait for it in the main thread, where signals
+    are handled: a solver busy in native code does not delay Ctrl-C or SIGTERM."""
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["code"] = func(args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="convexnn-command", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return int(outcome["code"])  # type: ignore[call-overload]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     parser = build_parser()
@@ -363,28 +414,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def fail(code: int, what: str, exc: BaseException) -> int:
         if debug:
-            traceback.print_exc()
+            traceback.print_exception(exc)
         print(f"{PROG}: {what}: {_one_line(exc)}", file=sys.stderr, flush=True)
         return code
 
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        try:
-            return int(args.func(args))
-        except (InvalidInputError, SolverUnavailableError, ProblemTooLargeError) as exc:
-            return fail(EXIT_BAD_INPUT, "error", exc)
-        except SolverFailedError as exc:
-            return fail(EXIT_SOLVER_FAILED, "solver failed", exc)
-        except VerificationError as exc:
-            return fail(EXIT_INVALID, "verification failed", exc)
-        except ConvexNNError as exc:
-            return fail(EXIT_INVALID, "error", exc)
-        except OSError as exc:  # unwritable --out, full disk, …
-            name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-            return fail(EXIT_BAD_INPUT, f"error{name}", exc)
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130
+    def interrupted(code: int, what: str) -> int:
+        from .files import remove_active
+
+        remove_active()
+        print(f"{PROG}: {what}", file=sys.stderr, flush=True)
+        return code
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return _run(args.func, args) if in_main else int(args.func(args))
+            except (InvalidInputError, SolverUnavailableError, ProblemTooLargeError) as exc:
+                return fail(EXIT_BAD_INPUT, "error", exc)
+            except MemoryError as exc:
+                return fail(EXIT_BAD_INPUT, "error", MemoryError(
+                    f"out of memory ({exc or 'an allocation failed'}); use fewer patterns or "
+                    "less data, or set $CONVEXNN_MEMORY_LIMIT so that sizes are refused "
+                    "before solving"))
+            except SolverFailedError as exc:
+                return fail(EXIT_SOLVER_FAILED, "solver failed", exc)
+            except VerificationError as exc:
+                return fail(EXIT_INVALID, "verification failed", exc)
+            except BrokenPipeError:
+                return EXIT_OK
+            except OSError as exc:  # unwritable --out, full disk, …
+                name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+                return fail(EXIT_BAD_INPUT, f"error{name}", exc)
+            except KeyboardInterrupt:
+                return interrupted(EXIT_INTERRUPTED, "interrupted")
+            except _Terminated:
+                return interrupted(EXIT_TERMINATED, "terminated")
+            except Exception as exc:  # noqa: BLE001 - a bug: one line, the code says so
+                return fail(EXIT_INTERNAL, f"internal error ({type(exc).__name__}; rerun "
+                                           "with --debug and report it)", exc)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
+from .memory import require_memory
 from .validation import integer, non_negative, validate_X, validate_xy
 
 __all__ = [
@@ -132,6 +134,8 @@ def planted_relu(
     for name, val in (("n", n), ("d", d), ("neurons", neurons), ("outputs", outputs)):
         integer(val, name, minimum=1)
     noise = non_negative(noise, "noise")
+    require_memory(8 * (3 * n * d + 3 * n * outputs + n * neurons), what="planted_relu",
+                   sizes={"n": n, "d": d, "outputs": outputs})
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     U = rng.standard_normal((d, neurons)) / np.sqrt(d)
@@ -302,6 +306,10 @@ def load_uci(name: str, root: str | os.PathLike | None = None) -> Dataset:
     """
     import pandas as pd
 
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name) \
+            or ".." in name:
+        raise InvalidInputError(f"{name!r} is not a UCI data set name (letters, digits, "
+                                "'_', '-', '.', '+'; no path).")
     base = uci_root(root)
     folder = base / name
     dat = folder / f"{name}_R.dat"

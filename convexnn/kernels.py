@@ -22,6 +22,7 @@ import scipy.linalg as sla
 from .certificate import best_multiple
 from .data import add_bias
 from .errors import InvalidInputError
+from .memory import require_memory
 from .ops import adjoint, group_norms, masked_gram
 from .patterns import Patterns
 from .validation import integer, validate_X
@@ -75,6 +76,9 @@ def ntk_gram(X: Any, Z: Any = None, *, bias: bool = False) -> np.ndarray:
     """
     X, Zv = _inputs(X, Z, bias)
     A = X if Zv is None else Zv
+    require_memory(8 * 5 * A.shape[0] * X.shape[0], what="ntk_gram",
+                   sizes={"m": A.shape[0], "n": X.shape[0]},
+                   hint="the Gram matrix is dense: use fewer points")
     G = A @ X.T
     na, nx = np.linalg.norm(A, axis=1), np.linalg.norm(X, axis=1)
     denom = np.outer(na, nx)
@@ -132,6 +136,10 @@ def empirical_ntk(
             )
     N = H.shape[1]
     A = X if Zv is None else Zv
+    m, n = A.shape[0], X.shape[0]
+    require_memory(8 * (4 * m * n + 2 * (m + n) * min(N, _CHUNK)), what="empirical_ntk",
+                   sizes={"m": m, "n": n, "width": N},
+                   hint="the Gram matrix is dense: use fewer points")
     Q = np.zeros((A.shape[0], X.shape[0]))
     for start in range(0, N, _CHUNK):
         Hc = H[:, start:start + _CHUNK]

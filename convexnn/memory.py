@@ -129,13 +129,14 @@ def dense_bytes(*sizes: float, copies: float = 1.0) -> int:
 
 
 def require_memory(
-    need: int,
+    need: float,
     *,
     what: str,
-    method: str,
+    method: str | None = None,
     sizes: Mapping[str, int],
     alternatives: Mapping[str, int] | None = None,
     limit: int | float | str | None = None,
+    hint: str | None = None,
 ) -> None:
     """Raise :class:`ProblemTooLargeError` when ``need`` bytes exceed the limit.
 
@@ -144,8 +145,8 @@ def require_memory(
     need : int
         Estimated peak bytes of ``method``.
     what : str
-        The formulation, e.g. ``"gated_relu"``.
-    method : str
+        The formulation, e.g. ``"gated_relu"``, or the function (``"sample_patterns"``).
+    method : str, optional
         The method whose estimate is ``need``.
     sizes : mapping
         Problem sizes named in the message (``n``, ``d``, ``P``, ``c`` …).
@@ -153,19 +154,23 @@ def require_memory(
         Other methods and their estimates; those that fit are named in the message.
     limit : bytes or str, optional
         Override of the limit (see :func:`memory_limit`).
+    hint : str, optional
+        What to do instead (default: the methods that fit, or to make the problem smaller).
     """
     budget, source = memory_limit(limit)
     if budget is None or need <= budget:
         return
     dims = ", ".join(f"{k}={v}" for k, v in sizes.items())
     fits = sorted((est, m) for m, est in (alternatives or {}).items() if est <= budget)
-    if fits:
+    if hint is None and fits:
         hint = "; ".join(f"method={m!r} needs about {format_bytes(est)} and fits"
                          for est, m in fits)
-    else:
-        hint = "no method fits: use fewer patterns or a subsample of the data"
+    elif hint is None:
+        hint = ("no method fits: use fewer patterns or a subsample of the data"
+                if method is not None else "use smaller sizes")
+    how = f"{what} with method={method!r}" if method is not None else what
     raise ProblemTooLargeError(
-        f"{what} with method={method!r} at {dims} needs about {format_bytes(need)} but the "
-        f"limit is {format_bytes(budget)} ({source}); {hint}. Raise the limit with "
-        f"memory_limit=… or ${ENV_VAR} if the estimate is too cautious."
+        f"{how} at {dims} needs about {format_bytes(need)} but the limit is "
+        f"{format_bytes(budget)} ({source}); {hint}. Raise the limit with memory_limit=… or "
+        f"${ENV_VAR} if the estimate is too cautious."
     )

@@ -24,6 +24,7 @@ from itertools import combinations
 import numpy as np
 
 from .errors import InvalidInputError, ProblemTooLargeError
+from .memory import require_memory
 from .validation import integer, validate_X
 from .validation import seed as check_seed
 
@@ -34,6 +35,7 @@ __all__ = [
     "enumerate_patterns",
     "count_arrangement_cells",
     "unique_columns",
+    "data_fingerprint",
 ]
 
 _RAY_TOL = 1e-9
@@ -62,6 +64,10 @@ class Patterns:
         Exact Gaussian probability of each pattern when known (d ≤ 2 enumeration).
         Not renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).
     seed : int or None
+    fingerprint : str
+        :func:`data_fingerprint` of the data the patterns were built on. Scope ``"all"``
+        (and exact probabilities) hold for those data only: patterns used on other data
+        count as sampled there (see :func:`convexnn.problem.prepare`).
     """
 
     masks: np.ndarray
@@ -72,6 +78,7 @@ class Patterns:
     scope: str
     probabilities: np.ndarray | None = None
     seed: int | None = None
+    fingerprint: str = ""
 
     @property
     def n(self) -> int:
@@ -120,6 +127,14 @@ class Patterns:
         )
 
 
+def data_fingerprint(X: np.ndarray) -> str:
+    """SHA-256 of the shape and float64 contents of ``X`` (with its bias column)."""
+    import hashlib
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return hashlib.sha256(str(X.shape).encode() + X.tobytes()).hexdigest()
+
+
 def unique_columns(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct columns of a boolean matrix, in order of first appearance.
 
@@ -164,6 +179,7 @@ def _from_gate_matrix(
         scope=scope,
         probabilities=probs,
         seed=seed,
+        fingerprint=data_fingerprint(X),
     )
 
 
@@ -176,6 +192,10 @@ def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns
     X = validate_X(X, "X")
     count = integer(count, "count", minimum=1)
     seed = check_seed(seed)
+    n, d = X.shape
+    # the gates, X·G, the boolean masks and their packed keys
+    require_memory(8 * count * (d + n) + 2 * n * count, what="sample_patterns",
+                   sizes={"n": n, "d": d, "count": count}, hint="draw fewer gates")
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((X.shape[1], count))
     return _from_gate_matrix(X, G, method="sample", scope="sampled", seed=seed)

@@ -12,14 +12,15 @@ and resolves ``patterns`` (a count to sample, ``"all"`` to enumerate, or a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .data import add_bias, data_sha256
 from .errors import InvalidInputError
-from .patterns import Patterns, enumerate_patterns, sample_patterns
+from .patterns import Patterns, data_fingerprint, enumerate_patterns, sample_patterns
 from .validation import boolean, validate_xy
 
 __all__ = ["ProblemData", "prepare", "ipm_scales", "scaled_data", "DEFAULT_PATTERN_COUNT"]
@@ -108,6 +109,13 @@ def scaled_data(data: ProblemData, a: float, s: float) -> ProblemData:
 
 
 def _check_patterns(pats: Patterns, Xb: np.ndarray, bias: bool) -> Patterns:
+    """``pats`` checked against ``Xb``: shapes, masks equal to ``1[X g ≥ 0]`` of the gates.
+
+    Patterns built on other data (a different fingerprint) may still be used — they are
+    the activation patterns of their gates on these data — but what held for the data they
+    were built on does not carry over: scope ``"all"`` becomes ``"sampled"`` (the
+    arrangement of these data may have other cells) and exact probabilities are dropped.
+    """
     if pats.masks.shape[0] != Xb.shape[0] or pats.gates.shape[0] != Xb.shape[1]:
         raise InvalidInputError(
             f"patterns were built for data of shape ({pats.n}, {pats.d}) but the data "
@@ -119,6 +127,14 @@ def _check_patterns(pats: Patterns, Xb: np.ndarray, bias: bool) -> Patterns:
             "patterns.masks do not match 1[X gates ≥ 0] on this X; the patterns were "
             "built on different data."
         )
+    fingerprint = data_fingerprint(Xb)
+    if pats.fingerprint != fingerprint:
+        if pats.scope == "all" or pats.probabilities is not None:
+            warnings.warn(
+                "these patterns were built on other data: on this X they count as sampled "
+                "patterns (scope 'sampled'); enumerate the patterns of this X for scope 'all'.",
+                UserWarning, stacklevel=3)
+        pats = replace(pats, scope="sampled", probabilities=None, fingerprint=fingerprint)
     return pats
 
 

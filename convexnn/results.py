@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 from . import files
 from .data import Dataset, data_sha256
 from .errors import ConvexNNError, InvalidInputError
-from .files import CERTIFICATE_FILE, SOLUTION_FILE, SUMMARY_FILE, atomic_directory
+from .files import CERTIFICATE_FILE, DATA_DIR, SOLUTION_FILE, SUMMARY_FILE, atomic_directory
 from .patterns import Patterns
 from .report import summary_markdown
 from .validation import validate_xy
@@ -51,6 +52,8 @@ __all__ = [
     "group_arrays",
     "patterns_from",
     "missing_keys",
+    "record_sha256",
+    "RECORD_DIGEST",
 ]
 
 #: Top-level keys of the contract (plus ``lam`` or ``mu``, named by ``reg_name``).
@@ -66,6 +69,14 @@ NESTED_KEYS = {
 }
 
 DataLike = Dataset | tuple[Any, Any]
+
+#: The key of the record's own digest.
+RECORD_DIGEST = "record_sha256"
+#: A certificate.json larger than this is refused unread (a real one is a few kB).
+MAX_RECORD_BYTES = 16 * 2**20
+#: Data files up to this size are copied into the result (``certified-data/``), so that
+#: anyone can verify it without other files.
+COPY_DATA_BYTES = 100 * 2**20
 
 
 def _jsonable(value: Any) -> Any:
@@ -106,8 +117,8 @@ def _numeric_array(value: Any, name: str) -> np.ndarray:
 
 
 def solution_arrays(solution: Any) -> dict[str, np.ndarray]:
-    """Every array of a solution, keyed ``weights.*``, ``dual.*``, ``patterns.*``,
-    ``network.*`` and ``info.*`` (numeric dtypes only)."""
+    """Every array of a solution, keyed ``weights.*``, ``dual.*``, ``patterns.*`` and
+    ``network.*`` (numeric dtypes only) — each of them re-derivable by ``verify``."""
     out: dict[str, np.ndarray] = {}
     for k, v in solution.weights.items():
         out[f"weights.{k}"] = _numeric_array(v, f"weights[{k!r}]")
@@ -131,6 +142,19 @@ def solution_arrays(solution: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def record_sha256(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the record's canonical JSON, without its own ``record_sha256`` field.
+
+    With ``solution_sha256`` (the arrays) inside it, it covers every byte of the result:
+    an edit that does not recompute both is caught. It is not a signature — anyone can
+    recompute it — so ``verify`` also re-derives every number and verdict it can.
+    """
+    body = {k: v for k, v in record.items() if k != RECORD_DIGEST}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
     """SHA-256 over the names, dtypes, shapes and contents of the arrays."""
     h = hashlib.sha256()
@@ -152,8 +176,12 @@ def _network_objective(solution: Any, net: Any, X: np.ndarray, y: np.ndarray) ->
 
 
 def certificate_record(solution: Any, data: DataLike, *, spec: Any = None,
-                       source: str | None = None) -> dict[str, Any]:
+                       source: str | None = None,
+                       recorded_spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``certificate.json`` contents of a solution (a plain, JSON-ready dict).
+
+    ``recorded_spec`` replaces ``spec.as_dict()`` in the record (e.g. pointing at a copy
+    of the data file inside the result).
 
     Raises :class:`InvalidInputError` when ``data`` are not the data the solution was
     computed on (their SHA-256 differs from ``solution.data_sha256``).
@@ -220,15 +248,41 @@ def certificate_record(solution: Any, data: DataLike, *, spec: Any = None,
         "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
     }
     if spec is not None:
-        record["spec"] = spec.as_dict() if hasattr(spec, "as_dict") else dict(spec)
+        record["spec"] = (dict(recorded_spec) if recorded_spec is not None else
+                          spec.as_dict() if hasattr(spec, "as_dict") else dict(spec))
         record["problem"] = getattr(spec, "name", None)
-    return _jsonable(record)
+    record = _jsonable(record)
+    record[RECORD_DIGEST] = record_sha256(record)
+    return record
+
+
+def _copy_data(spec: Any, directory: Path) -> dict[str, Any] | None:
+    """A spec's data file (npz/csv, up to ``COPY_DATA_BYTES``) copied into the result, and
+    the recorded spec pointing at the copy (relative to the result folder)."""
+    if spec is None or not hasattr(spec, "as_dict"):
+        return None
+    recorded = spec.as_dict()
+    kind = getattr(spec.data, "kind", None)
+    if kind not in ("npz", "csv"):
+        return recorded
+    source = Path(spec.data.location)
+    if not source.is_file() or source.stat().st_size > COPY_DATA_BYTES:
+        return recorded  # verified with --data-root (the path stays absolute)
+    (directory / DATA_DIR).mkdir(exist_ok=True)
+    shutil.copyfile(source, directory / DATA_DIR / source.name)
+    recorded["data"]["source"] = f"{kind}:{DATA_DIR}/{source.name}"
+    return recorded
 
 
 def write_result(solution: Any, directory: Path, data: DataLike, *, spec: Any = None,
                  source: str | None = None, label: str | None = None) -> dict[str, Any]:
-    """Write the three result files into an existing ``directory`` (no swap); return the record."""
-    record = certificate_record(solution, data, spec=spec, source=source)
+    """Write the result files into an existing ``directory`` (no swap); return the record.
+
+    A spec's data file is copied into ``certified-data/`` (when not too large) so that the
+    result verifies anywhere.
+    """
+    record = certificate_record(solution, data, spec=spec, source=source,
+                                recorded_spec=_copy_data(spec, directory))
     arrays = solution_arrays(solution)
     files.write_npz(directory / SOLUTION_FILE, arrays)
     text = json.dumps(record, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -267,22 +321,53 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
 
 def read_record(directory: Path) -> dict[str, Any]:
+    """``certificate.json`` as a dict; any malformed file is an :class:`InvalidInputError`
+    that says what is wrong without echoing its contents."""
     path = directory / CERTIFICATE_FILE
     if not directory.is_dir():
-        raise InvalidInputError(f"result directory not found: {directory}")
+        raise InvalidInputError(f"result folder not found: {directory}")
     if not path.is_file():
-        raise InvalidInputError(f"{path}: missing (not a convexnn result directory?).")
+        raise InvalidInputError(f"{path}: missing (not a convexnn result folder?).")
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise InvalidInputError(f"{path}: larger than {MAX_RECORD_BYTES >> 20} MB; not a "
+                                "certificate written by convexnn.")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{path}: not valid JSON ({exc}).") from None
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}: not valid JSON (line {exc.lineno}, column "
+                                f"{exc.colno}).") from None
+    except (ValueError, RecursionError):
+        raise InvalidInputError(f"{path}: not a certificate (nesting or numbers beyond what "
+                                "a certificate holds).") from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{path}: expected a JSON object, got {type(record).__name__}.")
     return record
 
 
+def _entry_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """Bytes an ``.npy`` entry claims (from its header) and bytes it holds."""
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"npy format version {version}")
+        header = fh.tell()
+    if dtype.hasobject:
+        return 0, -1
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize, info.file_size - header
+
+
 def read_arrays(directory: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Arrays of ``solution.npz`` and the names of entries refused as pickled objects."""
+    """Arrays of ``solution.npz`` and the names of entries refused as pickled objects.
+
+    Each entry's header is read first: an entry claiming more bytes than it holds (a
+    crafted shape) is refused before anything is allocated.
+    """
     path = directory / SOLUTION_FILE
     if not path.is_file():
         raise InvalidInputError(f"{path}: missing.")
@@ -290,14 +375,27 @@ def read_arrays(directory: Path) -> tuple[dict[str, np.ndarray], list[str]]:
         raise InvalidInputError(f"{path}: not an .npz archive.")
     arrays, pickled = {}, []
     try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                claimed, held = _entry_size(archive, info)
+                if held < 0:
+                    pickled.append(info.filename.removesuffix(".npy"))
+                elif claimed != held:
+                    raise InvalidInputError(
+                        f"{path}: entry {info.filename!r} claims {claimed} bytes but holds "
+                        f"{held}; the archive is corrupt.")
         with np.load(path, allow_pickle=False) as npz:
             for key in npz.files:
+                if key in pickled:
+                    continue
                 try:
                     arrays[key] = npz[key]
                 except ValueError:  # "Object arrays cannot be loaded when allow_pickle=False"
                     pickled.append(key)
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InvalidInputError(f"{path}: unreadable ({exc}).") from None
+    except InvalidInputError:
+        raise
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as exc:
+        raise InvalidInputError(f"{path}: unreadable ({type(exc).__name__}).") from None
     return arrays, pickled
 
 
@@ -306,16 +404,18 @@ def group_arrays(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.
 
 
 def patterns_from(arrays: Mapping[str, np.ndarray], rec: Mapping[str, Any]) -> Patterns:
+    """The saved patterns (their record fields are checked by ``verify`` beforehand)."""
     p = rec.get("patterns") or {}
+    draws = p.get("draws")
     return Patterns(
         masks=np.asarray(arrays["patterns.masks"], dtype=bool),
         gates=np.asarray(arrays["patterns.gates"], dtype=np.float64),
         counts=np.asarray(arrays["patterns.counts"], dtype=np.int64),
-        draws=int(p.get("draws") or arrays["patterns.counts"].sum()),
+        draws=int(draws) if isinstance(draws, int) else int(arrays["patterns.counts"].sum()),
         method=str(p.get("method", "sample")),
         scope=str(p.get("scope", "sampled")),
         probabilities=arrays.get("patterns.probabilities"),
-        seed=p.get("seed"),
+        seed=p.get("seed") if isinstance(p.get("seed"), int) else None,
     )
 
 

@@ -1,45 +1,58 @@
 """Re-derive a saved certificate from its arrays and the data alone (no solver).
 
-:func:`verify` trusts none of the saved numbers: it rebuilds the problem data from the
-data alone, recomputes the patterns from the saved gates, and calls the formulation's
-``certify`` (numpy) on the saved weights and dual point — or, for a certificate of scope
-``"all"`` over a working set of patterns, re-runs the check over every pattern of the
-arrangement. Every saved number is compared with its re-derived value; the
-:class:`Verification` names each check that failed.
+:func:`verify` trusts none of the saved numbers. It checks the files (well-formed, every
+field of the right type, no pickled objects, digests of the arrays and of the record),
+rebuilds the data (from the data given, an explicit spec, or the spec recorded with the
+result — reading files only inside the result folder or an explicit ``data_root``),
+regenerates the patterns the recorded spec asks for, recomputes the masks from the saved
+gates, calls the formulation's numpy ``certify`` on the saved weights and dual point — or,
+for a certificate of scope ``"all"`` over a working set of patterns, re-runs the check
+over every pattern of the arrangement — rebuilds the network and the kernel weights, and
+compares every saved number, array and verdict with its re-derived value. The verdict is
+taken at the result's tolerance, which may not be looser than the verifier accepts
+(``DEFAULT_TOLERANCE`` unless ``tolerance=`` says otherwise). What this guarantees, and
+what it cannot, is in ``docs/verification.md``.
+
+:func:`load` reads a result back after the checks that need no data (files, types,
+digests, tolerance, network and kernel weights re-derived from the weights).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import add_bias, data_sha256
-from .errors import InvalidInputError, ProblemTooLargeError, VerificationError
+from .certificate import DEFAULT_TOLERANCE, Certificate
+from .data import Dataset, add_bias, data_sha256
+from .errors import ConvexNNError, InvalidInputError, ProblemTooLargeError, VerificationError
 from .files import CERTIFICATE_FILE, SOLUTION_FILE
 from .formulations import REGISTRY, Formulation
 from .global_check import check_patterns, global_certificate
-from .patterns import Patterns, enumerate_patterns
+from .ops import group_norms
+from .patterns import Patterns, enumerate_patterns, sample_patterns
 from .problem import ProblemData
 from .problems import load_dataset
 from .results import (
     NESTED_KEYS,
+    RECORD_DIGEST,
     REQUIRED_KEYS,
     DataLike,
     arrays_sha256,
     as_xy,
     group_arrays,
-    missing_keys,
     patterns_from,
     read_arrays,
     read_record,
+    record_sha256,
 )
-from .spec import parse_data
+from .spec import parse_data, parse_spec
+from .validation import tolerance as check_tolerance
 from .validation import validate_xy
 
 __all__ = ["Check", "Verification", "verify", "load", "SavedResult", "RTOL"]
@@ -47,6 +60,12 @@ __all__ = ["Check", "Verification", "verify", "load", "SavedResult", "RTOL"]
 #: Re-derived values must match the saved ones to this relative accuracy (re-running the
 #: same numpy arithmetic agrees to rounding, ~1e-15).
 RTOL = 1e-10
+#: Arrays a result may hold besides ``weights.*``, ``dual.*`` and ``network.*``.
+PATTERN_ARRAYS = ("patterns.masks", "patterns.gates", "patterns.counts",
+                  "patterns.probabilities")
+#: Weights derived from the others, re-derived by verify: kernel weights of W, and the
+#: NTK weights of the patterns.
+DERIVED_WEIGHTS = ("eta", "p")
 
 
 @dataclass(frozen=True)
@@ -97,51 +116,320 @@ class Verification:
         return f"Verification({self.path}, {state}, {len(self.checks)} checks)"
 
 
-def _num(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+class _Checks:
+    """The list of checks being made; ``stop`` ends the verification early."""
+
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def add(self, name: str, ok: bool, detail: str) -> bool:
+        self.items.append(Check(name, bool(ok), detail))
+        return bool(ok)
 
 
-def _close(saved: Any, derived: float, scale: float) -> bool:
-    if saved is None:
-        return not math.isfinite(derived)
-    if not _num(saved):
+# ---------------------------------------------------------------------------
+# The record: types and digests (no data needed)
+# ---------------------------------------------------------------------------
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    if not math.isfinite(derived):
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
         return False
-    return abs(float(saved) - derived) <= RTOL * max(scale, 1e-300)
+
+
+def _number_or_null(value: Any) -> bool:
+    return value is None or _finite_number(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 def _type_problems(rec: Mapping[str, Any]) -> list[str]:
-    bad = []
+    """Every contract field with the type it must have (named with its value's type)."""
+    bad: list[str] = []
+
+    def need(key: str, ok: Callable[[Any], bool], what: str, where: Mapping = rec,
+             prefix: str = "") -> None:
+        if key in where and not ok(where[key]):
+            bad.append(f"{prefix}{key} is {type(where[key]).__name__}, not {what}")
+
     reg = rec.get("reg_name", "lam")
-    for k in ("objective", "dual_objective", "gap", "relative_gap", "tolerance", reg):
-        if k in rec and not _num(rec[k]):
-            bad.append(f"{k}={rec[k]!r} is not a number")
+    if reg not in ("lam", "mu"):
+        bad.append(f"reg_name is {reg!r}, not 'lam' or 'mu'")
+        reg = "lam"
+    for k in ("objective", "dual_objective", "gap", "relative_gap"):
+        need(k, _number_or_null, "a number or null")
+    need("tolerance", _finite_number, "a number")
+    need(reg, _finite_number, "a number")
     for k in ("n", "d", "outputs"):
-        if k in rec and (isinstance(rec[k], bool) or not isinstance(rec[k], int)):
-            bad.append(f"{k}={rec[k]!r} is not an integer")
-    if "certified" in rec and not isinstance(rec["certified"], bool):
-        bad.append(f"certified={rec['certified']!r} is not true/false")
-    for k in ("formulation", "solver", "status", "data_sha256", "version"):
-        if k in rec and not isinstance(rec[k], str):
-            bad.append(f"{k}={rec[k]!r} is not a string")
+        need(k, _count, "a count")
+    for k in ("certified", "bias", "single_output"):
+        need(k, lambda v: isinstance(v, bool), "true/false")
+    for k in ("formulation", "solver", "status", "method", "scope", "data_sha256", "version",
+              "solution_sha256", RECORD_DIGEST):
+        need(k, lambda v: isinstance(v, str), "a string")
+    need("failed", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+         "a list of strings")
+    need("checks", lambda v: isinstance(v, Mapping) and all(
+        isinstance(k, str) and _finite_number(x) for k, x in v.items()),
+        "an object of numbers")
     for k in NESTED_KEYS:
-        if k in rec and not isinstance(rec[k], Mapping):
-            bad.append(f"{k} is not an object")
+        need(k, lambda v: isinstance(v, Mapping), "an object")
+    pats = rec.get("patterns")
+    if isinstance(pats, Mapping):
+        need("count", _count, "a count", pats, "patterns.")
+        need("draws", _count, "a count", pats, "patterns.")
+        need("seed", lambda v: v is None or _count(v), "a count or null", pats, "patterns.")
+        for k in ("method", "scope"):
+            need(k, lambda v: isinstance(v, str), "a string", pats, "patterns.")
+    net = rec.get("network")
+    if isinstance(net, Mapping):
+        need("neurons", lambda v: v is None or _count(v), "a count or null", net, "network.")
+        need("objective", _number_or_null, "a number or null", net, "network.")
+    t = rec.get("timings")
+    if isinstance(t, Mapping):
+        for k in ("build_s", "solve_s", "certify_s"):
+            need(k, _finite_number, "a number", t, "timings.")
+    if "spec" in rec and not isinstance(rec["spec"], Mapping):
+        bad.append(f"spec is {type(rec['spec']).__name__}, not an object")
+    if "info" in rec and not isinstance(rec["info"], Mapping):
+        bad.append(f"info is {type(rec['info']).__name__}, not an object")
     return bad
 
 
-def _load_data_for(rec: Mapping[str, Any], path: Path, spec: Any, uci_root: Any) -> Any:
+def _missing_keys(rec: Mapping[str, Any]) -> list[str]:
+    missing = [k for k in (*REQUIRED_KEYS, "solution_sha256", RECORD_DIGEST, "scope",
+                           "reg_name") if k not in rec]
+    reg = rec.get("reg_name", "lam")
+    if isinstance(reg, str) and reg not in rec:
+        missing.append(reg)
+    for outer, inner in NESTED_KEYS.items():
+        if isinstance(rec.get(outer), Mapping):
+            missing += [f"{outer}.{k}" for k in inner if k not in rec[outer]]
+    return missing
+
+
+def _static(path: Path, rec: dict, arrays: dict, pickled: list[str], accepted: float,
+            checks: _Checks) -> Formulation | None:
+    """The checks that need no data; returns the formulation when re-derivation can go on."""
+    missing = _missing_keys(rec)
+    checks.add("keys", not missing, f"missing {missing}" if missing else
+               "every contract key and both digests are present")
+    bad = _type_problems(rec)
+    checks.add("types", not bad, "; ".join(bad) if bad else "every field has its type")
+    checks.add("no_pickle", not pickled,
+               f"{SOLUTION_FILE} holds pickled object arrays {pickled} (refused: "
+               "allow_pickle=False)" if pickled else "every array loads with allow_pickle=False")
+    if missing or bad or pickled:
+        return None
+    ok = rec["solution_sha256"] == arrays_sha256(arrays)
+    checks.add("solution_sha256", ok, "the arrays are those the certificate was issued for"
+               if ok else f"the arrays in {SOLUTION_FILE} were changed after the certificate "
+               "was issued")
+    ok = rec[RECORD_DIGEST] == record_sha256(rec)
+    checks.add(RECORD_DIGEST, ok, f"{CERTIFICATE_FILE} is unchanged since it was written" if ok
+               else f"{CERTIFICATE_FILE} was edited after it was written")
+    tol = float(rec["tolerance"])
+    ok = 0 < tol <= accepted
+    checks.add("tolerance", ok, f"{tol:.1e} ≤ {accepted:.1e} (accepted)" if ok else
+               f"the result's tolerance {tol!r} is looser than the accepted {accepted:.1e}; "
+               f"pass tolerance={tol!r} (convexnn verify --tolerance {tol!r}) to accept it"
+               if 0 < tol < 1 else f"tolerance {tol!r} is not a relative gap in (0, 1)")
+    name = rec["formulation"]
+    form = REGISTRY.get(name)
+    if form is None:
+        checks.add("formulation", False, f"{name!r} is not a registered formulation "
+                   f"({sorted(REGISTRY)})")
+        return None
+    problems = []
+    if rec["reg_name"] != form.reg_name:
+        problems.append(f"{name} is regularised by {form.reg_name}, not {rec['reg_name']}")
+    if rec["method"] not in (*form.methods, "closed_form"):
+        problems.append(f"method {rec['method']!r} is not one of {name}'s "
+                        f"{sorted(form.methods)}")
+    if rec["scope"] not in ("sampled", "all") or rec["patterns"]["scope"] not in (
+            "sampled", "all"):
+        problems.append("scope must be 'sampled' or 'all'")
+    checks.add("formulation", not problems, "; ".join(problems) if problems else
+               f"{name!r} is registered; method {rec['method']!r}")
+    if problems:
+        return None
+    unknown = sorted(k for k in arrays if not (k.split(".")[0] in ("weights", "dual", "network")
+                                               or k in PATTERN_ARRAYS))
+    absent = [k for k in PATTERN_ARRAYS[:3] if k not in arrays]
+    weights = group_arrays(arrays, "weights")
+    ok = not unknown and not absent and bool(weights)
+    checks.add("arrays", ok, f"{SOLUTION_FILE}: unexpected {unknown}, missing "
+               f"{absent or ([] if weights else ['weights.*'])}" if not ok else
+               f"{len(arrays)} arrays, each re-derived below")
+    return form if ok else None
+
+
+# ---------------------------------------------------------------------------
+# Data, patterns and the recorded spec
+# ---------------------------------------------------------------------------
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    real = path.resolve()
+    return any(real == r or r in real.parents for r in roots)
+
+
+def _load_recorded_data(rec: Mapping[str, Any], path: Path, spec: Any, uci_root: Any,
+                        data_root: Any) -> Dataset:
+    """The data of an explicit spec (trusted: the caller's), else of the recorded spec —
+    whose files must lie inside the result folder or ``data_root``."""
     if spec is not None:
         return load_dataset(spec.data, uci_root=uci_root)
-    section = (rec.get("spec") or {}).get("data") if isinstance(rec.get("spec"), Mapping) else None
+    section = rec["spec"].get("data") if isinstance(rec.get("spec"), Mapping) else None
     if section is None:
         raise InvalidInputError(
             f"{path / CERTIFICATE_FILE} records no data spec; pass the data "
             "(verify(DIR, (X, y)) or convexnn verify DIR --spec SPEC.toml)."
         )
-    data_spec = parse_data(section, origin=f"{path / CERTIFICATE_FILE} [spec]")
-    return load_dataset(data_spec, uci_root=uci_root)
+    data_spec = parse_data(section, base_dir=path.resolve(),
+                           origin=f"{path / CERTIFICATE_FILE} [spec]")
+    if data_spec.kind in ("npz", "csv"):
+        roots = [path.resolve()] + ([Path(data_root).expanduser().resolve()]
+                                    if data_root is not None else [])
+        if not _inside(Path(data_spec.location), roots):
+            raise InvalidInputError(
+                f"{path / CERTIFICATE_FILE}: the recorded spec reads {data_spec.location}, "
+                "outside the result folder; to allow it pass data_root=FOLDER (convexnn "
+                "verify DIR --data-root FOLDER) or the spec itself (--spec SPEC.toml)."
+            )
+    try:
+        return load_dataset(data_spec, uci_root=uci_root)
+    except InvalidInputError:
+        if data_spec.kind in ("npz", "csv"):  # never echo what a file holds
+            raise InvalidInputError(
+                f"{path / CERTIFICATE_FILE}: the recorded data "
+                f"{data_spec.kind}:{Path(data_spec.location).name} cannot be loaded as the "
+                "recorded spec says."
+            ) from None
+        raise
+
+
+def _data_checks(rec: Mapping[str, Any], X: Any, y: Any, checks: _Checks
+                 ) -> tuple[np.ndarray, np.ndarray, str] | None:
+    Xv, Y = validate_xy(X, y)
+    sha = data_sha256(Xv, Y)
+    ok = sha == rec["data_sha256"]
+    checks.add("data_sha256", ok, f"data hash {sha[:16]}… matches" if ok else
+               f"data hash {sha[:16]}… differs from the saved {str(rec['data_sha256'])[:16]}… "
+               "(the data changed: not the data of this result)")
+    sizes = {"n": Xv.shape[0], "d": Xv.shape[1], "outputs": Y.shape[1]}
+    wrong = [f"{k}: saved {rec[k]!r}, data {v}" for k, v in sizes.items() if rec[k] != v]
+    single = Y.shape[1] == 1
+    if not single and rec["single_output"]:
+        wrong.append("single_output is true for several outputs")
+    checks.add("sizes", not wrong, "; ".join(wrong) if wrong else
+               f"n={sizes['n']}, d={sizes['d']}, outputs={sizes['outputs']}")
+    return None if (wrong or not ok) else (Xv, Y, sha)
+
+
+def _pattern_checks(rec: Mapping[str, Any], Xb: np.ndarray, pats: Patterns,
+                    checks: _Checks) -> bool:
+    problems = []
+    if pats.gates.ndim != 2 or pats.masks.ndim != 2 or pats.gates.shape[0] != Xb.shape[1] \
+            or pats.masks.shape != (Xb.shape[0], pats.gates.shape[1]) \
+            or pats.counts.shape != (pats.gates.shape[1],):
+        problems.append(f"gates {pats.gates.shape} / masks {pats.masks.shape} / counts "
+                        f"{pats.counts.shape} do not fit data {Xb.shape}")
+    elif not np.all(np.isfinite(pats.gates)):
+        problems.append("gates are not finite")
+    elif not np.array_equal(pats.masks, (Xb @ pats.gates) >= 0):
+        cols = int(np.sum(np.any(pats.masks != ((Xb @ pats.gates) >= 0), axis=0)))
+        problems.append(f"{cols} saved masks differ from 1[X g ≥ 0] of their gates")
+    elif rec["patterns"]["count"] != pats.P:
+        problems.append(f"count: saved {rec['patterns']['count']!r}, arrays hold {pats.P}")
+    elif pats.probabilities is not None:
+        if pats.method != "enumerate":
+            problems.append("exact probabilities are only known for enumerated patterns")
+        else:
+            try:
+                every = enumerate_patterns(Xb)
+            except (ProblemTooLargeError, InvalidInputError) as exc:
+                problems.append(f"the probabilities cannot be re-derived: {exc}")
+            else:
+                if every.probabilities is None or not _same_patterns(every, pats, probs=True):
+                    problems.append("the saved probabilities are not those of the "
+                                    "arrangement of the data")
+    return checks.add("patterns", not problems, "; ".join(problems) if problems else
+                      f"{pats.P} masks = 1[X g ≥ 0] of the saved gates ({pats.method}, "
+                      f"scope {pats.scope})")
+
+
+def _same_patterns(a: Patterns, b: Patterns, *, probs: bool = False, prefix: bool = False
+                   ) -> bool:
+    """``b`` holds the patterns of ``a`` (as its first columns with ``prefix``)."""
+    P = a.P
+    if b.P < P or (not prefix and b.P != P):
+        return False
+    same = (np.array_equal(a.masks, b.masks[:, :P]) and np.array_equal(a.gates, b.gates[:, :P])
+            and np.array_equal(a.counts, b.counts[:P]))
+    if probs:
+        same = same and b.probabilities is not None and np.allclose(
+            a.probabilities, b.probabilities, rtol=0, atol=1e-12)
+    return bool(same)
+
+
+def _spec_checks(rec: Mapping[str, Any], form: Formulation, pdata: ProblemData,
+                 checks: _Checks) -> None:
+    """The recorded spec says how the result was made: its model, tolerance, λ (or the
+    ratio of λ_max) and patterns must be those of the result."""
+    if not isinstance(rec.get("spec"), Mapping):
+        return
+    try:
+        spec = parse_spec({k: v for k, v in rec["spec"].items() if k != "data"}
+                          | {"data": {"source": "synthetic:planted_relu"}},
+                          origin=f"{CERTIFICATE_FILE} [spec]")
+    except InvalidInputError as exc:
+        checks.add("spec", False, f"the recorded spec does not parse: {exc}")
+        return
+    problems = []
+    if spec.model.formulation != form.name:
+        problems.append(f"spec formulation {spec.model.formulation!r} ≠ {form.name!r}")
+    if spec.solver.tolerance != rec["tolerance"]:
+        problems.append(f"spec tolerance {spec.solver.tolerance!r} ≠ {rec['tolerance']!r}")
+    reg = float(rec[form.reg_name])
+    expected = spec.model.reg if spec.model.reg is not None else (
+        spec.model.reg_ratio * form.reg_scale(pdata) if spec.model.reg_ratio else None)
+    if expected is None or abs(expected - reg) > 1e-9 * abs(reg):
+        problems.append(f"{form.reg_name} {reg!r} is not the spec's ({expected!r})")
+    p = spec.patterns
+    try:
+        made = (sample_patterns(pdata.X, p.count, p.seed) if p.method == "sample" else
+                enumerate_patterns(pdata.X, **({} if p.max_patterns is None else
+                                              {"max_patterns": p.max_patterns})))
+    except (InvalidInputError, ProblemTooLargeError) as exc:
+        problems.append(f"the spec's patterns cannot be regenerated: {exc}")
+    else:
+        augmented = pdata.patterns.method == "augmented"
+        if not _same_patterns(made, pdata.patterns, prefix=augmented):
+            problems.append(f"the saved patterns are not those the spec draws ({p.method}"
+                            + (f", count {p.count}, seed {p.seed}" if p.method == "sample"
+                               else "") + ")")
+    checks.add("spec", not problems, "; ".join(problems) if problems else
+               "model, tolerance, regularisation and patterns are those of the recorded spec")
+
+
+# ---------------------------------------------------------------------------
+# The certificate, the derived weights and the network
+# ---------------------------------------------------------------------------
+
+
+def _close(saved: Any, derived: float, scale: float) -> bool:
+    if saved is None:
+        return not math.isfinite(derived)
+    if not _finite_number(saved) or not math.isfinite(derived):
+        return False
+    return abs(float(saved) - derived) <= RTOL * max(scale, 1e-300)
 
 
 def _global(form: Formulation, data: ProblemData, weights: dict, reg: float, tol: float
@@ -163,23 +451,154 @@ def _global(form: Formulation, data: ProblemData, weights: dict, reg: float, tol
                                     f"constraint (worst by {check.max_violation:.2e} of λ)")
 
 
+def _certificate_checks(rec: Mapping[str, Any], form: Formulation, pdata: ProblemData,
+                        weights: dict, dual: dict, checks: _Checks) -> Certificate | None:
+    reg, tol = float(rec[form.reg_name]), float(rec["tolerance"])
+    claimed = rec["scope"]
+    global_line = None
+    try:
+        if claimed == "all" and pdata.patterns.scope != "all" and form.global_check:
+            # scope "all" over a working set (pattern augmentation): the lower bound over
+            # every pattern of the arrangement is the certificate's dual objective
+            check, global_line = _global(form, pdata, weights, reg, tol)
+            if check is None:
+                checks.add(*global_line)
+                return None
+            cert, dual_point = global_certificate(form, pdata, weights, check)
+        else:
+            cert, dual_point = form.certify(pdata, reg, weights, dual or None, tol=tol)
+    except (ValueError, KeyError, IndexError, TypeError, ConvexNNError) as exc:
+        checks.add("certify", False, f"the saved arrays do not fit {form.name}: "
+                   f"{type(exc).__name__}: {exc}")
+        return None
+    scale = max(abs(cert.objective), 1e-300)
+    for key, value, sc in (("objective", cert.objective, scale),
+                           ("dual_objective", cert.dual_objective, scale),
+                           ("gap", cert.gap, scale),
+                           ("relative_gap", cert.relative_gap, 1.0)):
+        ok = _close(rec[key], value, sc)
+        checks.add(key, ok, f"re-derived {value:.12g} {'=' if ok else '≠'} saved {rec[key]!r}")
+    ok = rec["certified"] == cert.certified
+    verdict = "certified" if cert.certified else "not certified"
+    checks.add("certified", ok, f"re-derived: {verdict}" + ("" if ok else
+               f", saved certified={rec['certified']!r}") +
+               (f" (failed: {list(cert.failed)})" if cert.failed else ""))
+    saved_checks, saved_failed = rec["checks"], rec["failed"]
+    wrong = sorted(set(saved_checks) ^ set(cert.checks))
+    wrong += [k for k in sorted(set(saved_checks) & set(cert.checks))
+              if not _close(saved_checks[k], cert.checks[k], max(abs(cert.checks[k]), tol))]
+    if saved_failed != list(cert.failed):
+        wrong.append(f"failed {saved_failed} ≠ re-derived {list(cert.failed)}")
+    checks.add("checks", not wrong, f"differ: {wrong}" if wrong else
+               f"feasibility checks {sorted(cert.checks)} re-derive")
+    scope_ok = claimed == cert.scope and rec["patterns"]["scope"] == pdata.patterns.scope
+    checks.add("scope", scope_ok, f"{cert.scope}" if scope_ok else
+               f"re-derived {cert.scope!r}, saved {claimed!r}/{rec['patterns']['scope']!r}")
+    if scope_ok and cert.scope == "all":
+        checks.add(*(global_line or _global(form, pdata, weights, reg, tol)[1]))
+    mism = []
+    for k in sorted(set(dual) | set(dual_point)):
+        v, sv = dual_point.get(k), dual.get(k)
+        if v is None or sv is None or np.shape(sv) != np.shape(v):
+            mism.append(f"{k}: saved {None if sv is None else np.shape(sv)}, re-derived "
+                        f"{None if v is None else np.shape(v)}")
+        elif not np.allclose(sv, v, rtol=1e-8, atol=1e-10 * max(np.abs(v).max(initial=0), 1)):
+            mism.append(f"{k}: max difference {np.abs(sv - v).max():.2e}")
+    checks.add("dual_point", not mism, "; ".join(mism) if mism else
+               f"the saved dual point {sorted(dual_point)} is the re-derived feasible point")
+    return cert
+
+
+def _derived_weight_checks(form: Formulation, pdata: ProblemData, weights: dict,
+                           checks: _Checks) -> None:
+    """Kernel weights are functions of the others: η = ||W_i|| / Σ||W_j||; the NTK
+    weights ``p`` are compared with the patterns' by the certificate itself."""
+    if "eta" not in weights:
+        return
+    try:
+        norms = group_norms(np.asarray(weights["W"], dtype=np.float64).reshape(
+            pdata.P, pdata.d, -1))
+        S = float(norms.sum())
+        expected = norms / S if S > 0 else np.full(pdata.P, 1.0 / pdata.P)
+        eta = np.asarray(weights["eta"], dtype=np.float64)
+        ok = eta.shape == expected.shape and np.allclose(eta, expected, rtol=1e-9, atol=1e-12)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    checks.add("eta", ok, "the kernel weights are ||W_i|| / Σ||W_j||" if ok else
+               "the saved kernel weights are not ||W_i|| / Σ||W_j|| of the saved W")
+
+
+def _network_checks(rec: Mapping[str, Any], form: Formulation, pdata: ProblemData,
+                    weights: dict, arrays: Mapping[str, np.ndarray], X: Any, y: Any,
+                    checks: _Checks) -> None:
+    """The network is rebuilt from the weights; its arrays and numbers must be the saved."""
+    nrec = rec["network"]
+    saved = group_arrays(arrays, "network")
+    try:
+        net = form.network(pdata, weights)
+    except (ValueError, KeyError, IndexError, TypeError, ConvexNNError) as exc:
+        checks.add("network", False, f"cannot rebuild the network: {type(exc).__name__}")
+        return
+    problems = []
+    derived = {} if net is None else {
+        k: v for k, v in vars(net).items() if isinstance(v, np.ndarray)}
+    for k in sorted(set(saved) | set(derived)):
+        if k not in saved or k not in derived:
+            problems.append(f"network.{k}: {'missing' if k not in saved else 'unexpected'}")
+        elif saved[k].shape != derived[k].shape or not np.allclose(
+                saved[k], derived[k], rtol=1e-10,
+                atol=1e-12 * max(float(np.abs(derived[k]).max(initial=0.0)), 1.0)):
+            problems.append(f"network.{k} differs from the network of the weights")
+    neurons = getattr(net, "neurons", None)
+    if nrec["neurons"] != neurons:
+        problems.append(f"neurons: saved {nrec['neurons']!r}, re-derived {neurons}")
+    if X is not None and nrec["objective"] is not None:
+        lam = rec[form.reg_name] if form.reg_name == "lam" else (rec.get("info") or {}).get("lam")
+        if net is None or not _finite_number(lam):
+            problems.append("network objective saved but no network/λ to re-derive it")
+        else:
+            value = float(net.objective(X, y, float(lam)))
+            if not _close(nrec["objective"], value, max(abs(value), 1e-300)):
+                problems.append(f"objective: saved {nrec['objective']!r}, re-derived {value:.12g}")
+    checks.add("network", not problems, "; ".join(problems) if problems else
+               f"{neurons} neurons rebuilt from the weights" + (
+                   "" if nrec["objective"] is None or X is None else
+                   f", training objective {nrec['objective']:.12g}"))
+
+
+# ---------------------------------------------------------------------------
+# verify and load
+# ---------------------------------------------------------------------------
+
+
+def _accepted(tolerance: Any) -> float:
+    return DEFAULT_TOLERANCE if tolerance is None else check_tolerance(tolerance, "tolerance")
+
+
 def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: Any = None,
-           uci_root: str | os.PathLike | None = None, strict: bool = False) -> Verification:
+           uci_root: str | os.PathLike | None = None,
+           data_root: str | os.PathLike | None = None, tolerance: float | None = None,
+           strict: bool = False) -> Verification:
     """Re-derive a saved certificate from its arrays and the data alone (no solver).
 
-    The data are ``data`` when given, else loaded from ``spec`` (a ProblemSpec), else
-    from the spec recorded in ``certificate.json``. Checks, each reported by name:
-    contract keys and value types; no pickled objects; arrays unchanged since the
-    certificate was issued (``solution_sha256``); data hash; sizes; patterns equal to
-    ``1[X g ≥ 0]`` of the saved gates; then the formulation's ``certify`` re-derives the
-    primal objective, the dual-feasible point, the gap and the verdict, and each is
-    compared with the saved value (relative accuracy ``RTOL``); finally the network.
+    Parameters
+    ----------
+    directory : the result folder.
+    data : Dataset or (X, y), optional
+        The data; else they are loaded from ``spec`` (a ProblemSpec), else from the spec
+        recorded in ``certificate.json``.
+    uci_root : the UCI collection, for ``uci:`` sources.
+    data_root : folder
+        Data files of a recorded spec are read only inside the result folder or this one.
+    tolerance : float, optional
+        The loosest tolerance accepted (default ``DEFAULT_TOLERANCE``, 1e-6): a result whose
+        tolerance is looser fails the ``tolerance`` check.
+    strict : raise :class:`VerificationError` instead of returning an invalid result.
 
     Returns
     -------
     Verification
-        ``.valid``, ``.failed`` (names), ``.checks``; ``strict=True`` raises
-        :class:`VerificationError` instead of returning an invalid one.
+        ``.valid``, ``.failed`` (names), ``.checks``, the re-derived ``.certificate``.
 
     Raises
     ------
@@ -187,169 +606,49 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
         Unreadable or missing files, data that cannot be loaded.
     """
     path = Path(directory)
+    accepted = _accepted(tolerance)
     rec = read_record(path)
     arrays, pickled = read_arrays(path)
-    checks: list[Check] = []
-
-    def add(name: str, ok: bool, detail: str) -> None:
-        checks.append(Check(name, bool(ok), detail))
+    checks = _Checks()
 
     def done(certificate: Any = None) -> Verification:
-        result = Verification(path, tuple(checks), certificate, rec)
+        result = Verification(path, tuple(checks.items), certificate, rec)
         if strict:
             result.raise_if_invalid()
         return result
 
-    missing = missing_keys(rec)
-    add("keys", not missing, f"missing {missing}" if missing else
-        f"all {len(REQUIRED_KEYS) + 1} contract keys present")
-    bad = _type_problems(rec)
-    add("types", not bad, "; ".join(bad) if bad else "numbers are numbers")
-    add("no_pickle", not pickled,
-        f"{SOLUTION_FILE} holds pickled object arrays {pickled} (refused: allow_pickle=False)"
-        if pickled else "every array loads with allow_pickle=False")
-    saved_digest = rec.get("solution_sha256")
-    if saved_digest is not None:
-        ok = saved_digest == arrays_sha256(arrays)
-        add("solution_sha256", ok, "arrays are those the certificate was issued for" if ok
-            else f"arrays in {SOLUTION_FILE} were changed after the certificate was issued")
-
-    name = rec.get("formulation")
-    form = REGISTRY.get(name) if isinstance(name, str) else None
-    add("formulation", form is not None, f"{name!r} is registered" if form is not None else
-        f"{name!r} is not a registered formulation ({sorted(REGISTRY)})")
-    reg_name = rec.get("reg_name", "lam")
-    needed = ["tolerance", reg_name, "patterns"]
-    if form is None or bad or any(k not in rec for k in needed):
-        add("rederive", False, "not attempted: the record lacks what re-derivation needs")
+    form = _static(path, rec, arrays, pickled, accepted, checks)
+    if form is None:
         return done()
-    absent = [k for k in ("patterns.masks", "patterns.gates", "patterns.counts")
-              if k not in arrays]
-    weights, dual = group_arrays(arrays, "weights"), group_arrays(arrays, "dual")
-    if absent or not weights:
-        add("arrays", False, f"{SOLUTION_FILE} lacks {absent or ['weights.*']}")
-        return done()
-
-    # --- data -----------------------------------------------------------------------
     if data is None:
-        data = _load_data_for(rec, path, spec, uci_root)
+        data = _load_recorded_data(rec, path, spec, uci_root, data_root)
     X, y = as_xy(data)
-    Xv, Y = validate_xy(X, y)
-    sha = data_sha256(Xv, Y)
-    ok = sha == rec.get("data_sha256")
-    add("data_sha256", ok, f"data hash {sha[:16]}… matches" if ok else
-        f"data hash {sha[:16]}… differs from the saved {str(rec.get('data_sha256'))[:16]}… "
-        "(the data changed)")
-    sizes = {"n": Xv.shape[0], "d": Xv.shape[1], "outputs": Y.shape[1]}
-    wrong = [f"{k}: saved {rec.get(k)!r}, data {v}" for k, v in sizes.items() if rec.get(k) != v]
-    add("sizes", not wrong, "; ".join(wrong) if wrong else
-        f"n={sizes['n']}, d={sizes['d']}, outputs={sizes['outputs']}")
-    if wrong:
+    got = _data_checks(rec, X, y, checks)
+    if got is None:
         return done()
-
-    # --- patterns -------------------------------------------------------------------
-    bias = bool(rec.get("bias", False))
-    Xb = add_bias(Xv) if bias else Xv
-    pats = patterns_from(arrays, rec)
-    prec = rec["patterns"]
-    problems = []
-    if pats.gates.shape[0] != Xb.shape[1] or pats.masks.shape != (Xb.shape[0], pats.P):
-        problems.append(f"gates {pats.gates.shape} / masks {pats.masks.shape} do not fit "
-                        f"data {Xb.shape}")
-    elif not np.array_equal(pats.masks, (Xb @ pats.gates) >= 0):
-        cols = int(np.sum(np.any(pats.masks != ((Xb @ pats.gates) >= 0), axis=0)))
-        problems.append(f"{cols} saved masks differ from 1[X g ≥ 0] of their gates")
-    if prec.get("count") != pats.P:
-        problems.append(f"count: saved {prec.get('count')!r}, arrays hold {pats.P}")
-    add("patterns", not problems, "; ".join(problems) if problems else
-        f"{pats.P} masks = 1[X g ≥ 0] of the saved gates ({pats.method}, scope {pats.scope})")
-    if problems:
-        return done()
-
-    # --- certificate ----------------------------------------------------------------
-    single = bool(rec.get("single_output", Y.shape[1] == 1))
-    pdata = ProblemData(Xb, Y, pats, bias, single, sha)
-    reg, tol = float(rec[reg_name]), float(rec["tolerance"])
-    claimed = rec.get("scope", pats.scope)
-    global_line = None
+    Xv, Y, sha = got
+    Xb = add_bias(Xv) if rec["bias"] else Xv
     try:
-        if claimed == "all" and pats.scope != "all" and form.global_check:
-            # scope "all" over a working set (pattern augmentation): the lower bound over
-            # every pattern of the arrangement is the certificate's dual objective
-            check, global_line = _global(form, pdata, weights, reg, tol)
-            if check is None:
-                add(*global_line)
-                return done()
-            cert, dual_point = global_certificate(form, pdata, weights, check)
-        else:
-            cert, dual_point = form.certify(pdata, reg, weights, dual or None, tol=tol)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        add("certify", False, f"the saved arrays do not fit {name}: "
-            f"{type(exc).__name__}: {exc}")
+        pats = patterns_from(arrays, rec)
+    except (ValueError, TypeError):
+        checks.add("patterns", False, "the pattern arrays are malformed")
         return done()
-    scale = max(abs(cert.objective), 1e-12)
-    for key, value, sc in (("objective", cert.objective, scale),
-                           ("dual_objective", cert.dual_objective, scale),
-                           ("gap", cert.gap, scale),
-                           ("relative_gap", cert.relative_gap, 1.0)):
-        saved = rec.get(key)
-        ok = _close(saved, value, sc)
-        add(key, ok, f"re-derived {value:.12g} {'=' if ok else '≠'} saved {saved!r}")
-    ok = rec.get("certified") == cert.certified
-    verdict = "certified" if cert.certified else "not certified"
-    add("certified", ok, f"re-derived: {verdict}" + ("" if ok else
-        f", saved certified={rec.get('certified')!r}") +
-        (f" (failed: {list(cert.failed)})" if cert.failed else ""))
-    scope_ok = claimed == cert.scope and prec.get("scope") == pats.scope
-    add("scope", scope_ok, f"{cert.scope}" if scope_ok else
-        f"re-derived {cert.scope!r}, saved {rec.get('scope')!r}/{prec.get('scope')!r}")
-    if scope_ok and cert.scope == "all":
-        add(*(global_line or _global(form, pdata, weights, reg, tol)[1]))
-
-    mism = []
-    for k, v in dual_point.items():
-        sv = dual.get(k)
-        v = np.asarray(v, dtype=np.float64)
-        if sv is None or np.shape(sv) != v.shape:
-            mism.append(f"{k}: saved {None if sv is None else np.shape(sv)}, re-derived {v.shape}")
-        elif not np.allclose(sv, v, rtol=1e-8, atol=1e-10 * max(np.abs(v).max(initial=0), 1)):
-            mism.append(f"{k}: max difference {np.abs(sv - v).max():.2e}")
-    add("dual_point", not mism, "; ".join(mism) if mism else
-        f"saved dual point {sorted(dual_point)} is the re-derived dual-feasible point")
-
-    # --- network --------------------------------------------------------------------
-    nrec = rec["network"]
-    try:
-        net = form.network(pdata, weights)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        add("network", False, f"cannot rebuild the network: {exc}")
-        return done(cert)
-    neurons = getattr(net, "neurons", None)
-    problems = []
-    if nrec.get("neurons") != neurons:
-        problems.append(f"neurons: saved {nrec.get('neurons')!r}, re-derived {neurons}")
-    if nrec.get("objective") is not None:
-        lam = reg if reg_name == "lam" else (rec.get("info") or {}).get("lam")
-        if net is None or lam is None:
-            problems.append("network objective saved but no network/λ to re-derive it")
-        else:
-            value = float(net.objective(X, y, float(lam)))
-            if not _close(nrec["objective"], value, max(abs(value), 1e-12)):
-                problems.append(f"objective: saved {nrec['objective']!r}, re-derived {value:.12g}")
-    add("network", not problems, "; ".join(problems) if problems else
-        f"{neurons} neurons" + ("" if nrec.get("objective") is None else
-                                f", training objective {nrec['objective']:.12g}"))
+    if not _pattern_checks(rec, Xb, pats, checks):
+        return done()
+    pdata = ProblemData(Xb, Y, pats, rec["bias"], rec["single_output"], sha)
+    weights, dual = group_arrays(arrays, "weights"), group_arrays(arrays, "dual")
+    _spec_checks(rec, form, pdata, checks)
+    cert = _certificate_checks(rec, form, pdata, weights, dual, checks)
+    if cert is None:
+        return done()
+    _derived_weight_checks(form, pdata, weights, checks)
+    _network_checks(rec, form, pdata, weights, arrays, X, y, checks)
     return done(cert)
-
-
-# ---------------------------------------------------------------------------
-# load
-# ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, repr=False)
 class SavedResult:
-    """A result directory read back: the record and the arrays (no data, no solver)."""
+    """A result folder read back: the record and the arrays (checked, see :func:`load`)."""
 
     path: Path
     record: Mapping[str, Any]
@@ -357,7 +656,6 @@ class SavedResult:
     dual: Mapping[str, np.ndarray]
     patterns: Patterns
     network: Mapping[str, np.ndarray] = field(default_factory=dict)
-    info: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def formulation(self) -> str:
@@ -378,41 +676,43 @@ class SavedResult:
                 f"{r.get('objective')}, relative_gap={r.get('relative_gap')} → {verdict})")
 
 
-def load(directory: str | os.PathLike, data: DataLike | None = None) -> SavedResult:
-    """Read a result directory, checking that it is complete and unmodified.
+def load(directory: str | os.PathLike, data: DataLike | None = None, *,
+         tolerance: float | None = None) -> SavedResult:
+    """Read a result folder, checking what can be checked without the data.
 
-    With ``data`` the certificate is also re-derived (``verify(directory, data,
-    strict=True)``) before the result is returned.
+    The files (types, no pickles), both digests, the tolerance (not looser than
+    ``tolerance``, default 1e-6), the formulation, and the network and kernel weights
+    re-derived from the saved weights. With ``data`` the certificate is also re-derived
+    (``verify(directory, data, strict=True)``).
 
     Raises
     ------
     InvalidInputError
-        Missing or unreadable files, pickled objects in ``solution.npz``.
+        Missing or unreadable files.
     VerificationError
-        Missing contract keys, or arrays that are not those the certificate was issued for.
+        A failed check (named).
     """
     d = Path(directory)
-    record = read_record(d)
+    if data is not None:
+        verify(d, data, tolerance=tolerance, strict=True)
+    rec = read_record(d)
     arrays, pickled = read_arrays(d)
     if pickled:
-        raise InvalidInputError(
-            f"{d / SOLUTION_FILE}: holds pickled object arrays {pickled}; refused "
-            "(allow_pickle=False)."
-        )
-    missing = missing_keys(record)
-    if missing:
-        raise VerificationError(f"{d / CERTIFICATE_FILE}: missing keys {missing}.")
-    saved = record.get("solution_sha256")
-    if saved is not None and saved != arrays_sha256(arrays):
-        raise VerificationError(
-            f"{d / SOLUTION_FILE}: arrays differ from those the certificate was issued for."
-        )
-    absent = [k for k in ("patterns.masks", "patterns.gates", "patterns.counts")
-              if k not in arrays]
-    if absent:
-        raise VerificationError(f"{d / SOLUTION_FILE}: missing arrays {absent}.")
-    if data is not None:
-        verify(d, data, strict=True)
-    return SavedResult(d, record, group_arrays(arrays, "weights"), group_arrays(arrays, "dual"),
-                       patterns_from(arrays, record), group_arrays(arrays, "network"),
-                       group_arrays(arrays, "info"))
+        raise VerificationError(f"{d / SOLUTION_FILE}: holds pickled object arrays {pickled}; "
+                                "refused (allow_pickle=False).")
+    checks = _Checks()
+    form = _static(d, rec, arrays, pickled, _accepted(tolerance), checks)
+    if form is not None:
+        try:
+            pats = patterns_from(arrays, rec)
+            n, c = pats.masks.shape[0], max(int(rec["outputs"]), 1)
+            skeleton = ProblemData(np.zeros((n, pats.d)), np.zeros((n, c)), pats,
+                                   bool(rec["bias"]), bool(rec["single_output"]))
+            weights = group_arrays(arrays, "weights")
+            _derived_weight_checks(form, skeleton, weights, checks)
+            _network_checks(rec, form, skeleton, weights, arrays, None, None, checks)
+        except (ValueError, TypeError, IndexError):
+            checks.add("arrays", False, "the arrays do not fit the record")
+    Verification(d, tuple(checks.items), None, rec).raise_if_invalid()
+    return SavedResult(d, rec, group_arrays(arrays, "weights"), group_arrays(arrays, "dual"),
+                       patterns_from(arrays, rec), group_arrays(arrays, "network"))

@@ -189,15 +189,17 @@ def test_uci_problem_exits_2_cleanly_without_the_collection(tmp_path, capsys, mo
     assert not (tmp_path / "u").exists()
 
 
-def test_refuses_to_replace_a_folder_of_other_files(tmp_path, capsys):
+def test_a_folder_of_other_files_keeps_them(tmp_path, capsys):
     spec = write_spec(tmp_path / "s.toml", SMALL_SPEC)
     keep = tmp_path / "mine"
-    keep.mkdir()
+    (keep / "plots").mkdir(parents=True)
     (keep / "notes.txt").write_text("precious")
+    (keep / "plots" / "a.txt").write_text("mine too")
     code, _, err = run(["solve", spec, "--out", keep], capsys)
-    assert code == 2 and "refusing" in err
+    assert code == 0, err
     assert (keep / "notes.txt").read_text() == "precious"
-    assert not (keep / "certificate.json").exists()
+    assert (keep / "plots" / "a.txt").read_text() == "mine too"
+    assert (keep / "certificate.json").exists() and run(["verify", keep], capsys)[0] == 0
 
 
 def test_solving_twice_replaces_the_previous_result(tmp_path, capsys):

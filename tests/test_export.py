@@ -24,18 +24,33 @@ def saved(tmp_path, capsys):
     return out, spec, X, y
 
 
-def _edit_json(out, change):
+def _edit_json(out, change, redigest=True):
+    """Edit certificate.json; with ``redigest`` also recompute both digests, as a tamperer
+    who knows the format would (so only the re-derivation can catch the edit)."""
     path = out / "certificate.json"
     rec = json.loads(path.read_text())
     change(rec)
+    if redigest:
+        _redigest(out, rec)
     path.write_text(json.dumps(rec, indent=2))
 
 
-def _rewrite_npz(out, change):
+def _redigest(out, rec):
+    with np.load(out / "solution.npz", allow_pickle=True) as f:
+        arrays = {k: f[k] for k in f.files}
+    if "solution_sha256" in rec:
+        rec["solution_sha256"] = results.arrays_sha256(arrays)
+    if "record_sha256" in rec:
+        rec["record_sha256"] = results.record_sha256(rec)
+
+
+def _rewrite_npz(out, change, redigest=False):
     with np.load(out / "solution.npz", allow_pickle=True) as f:  # the tamperer's side
         arrays = {k: f[k] for k in f.files}
     change(arrays)
     np.savez(out / "solution.npz", **arrays)
+    if redigest:
+        _edit_json(out, lambda r: None)
 
 
 def test_certificate_json_has_every_contract_key_as_plain_json(saved):
@@ -142,18 +157,23 @@ def test_flipped_weight_is_caught(saved, capsys):
     code, text, err = run(["verify", out], capsys)
     assert code == 1
     assert "solution_sha256" in err and "objective" in err
-    # without the array digest the re-derivation alone still catches it
-    _edit_json(out, lambda r: r.pop("solution_sha256"))
+    # with both digests recomputed the re-derivation alone still catches it
+    _edit_json(out, lambda r: None)
     result = cn.verify(out)
     assert not result.valid and "objective" in result.failed
-    assert "solution_sha256" not in result.failed
+    assert "solution_sha256" not in result.failed and "record_sha256" not in result.failed
+    # and without the digest the result is refused outright
+    _edit_json(out, lambda r: r.pop("solution_sha256"))
+    assert "keys" in cn.verify(out).failed
 
 
 def test_changed_data_value_is_caught(saved, capsys):
     out, _, X, y = saved
     X2 = X.copy()
     X2[3, 1] += 0.25
-    np.savez(out.parent / "data" / "train.npz", X=X2, y=y)
+    copy = out / "certified-data" / "train.npz"  # the result carries its data
+    assert copy.is_file()
+    np.savez(copy, X=X2, y=y)
     code, _, err = run(["verify", out], capsys)
     assert code == 1 and "data_sha256" in err and "the data changed" in err
     assert not cn.verify(out, (X2, y)).valid
@@ -162,9 +182,10 @@ def test_changed_data_value_is_caught(saved, capsys):
 
 def test_edited_objective_is_caught(saved, capsys):
     out = saved[0]
-    _edit_json(out, lambda r: r.update(objective=r["objective"] * (1 + 1e-6)))
+    _edit_json(out, lambda r: r.update(objective=r["objective"] * (1 + 1e-6)), redigest=False)
     code, _, err = run(["verify", out], capsys)
-    assert code == 1 and "objective" in err
+    assert code == 1 and "objective" in err and "record_sha256" in err
+    _edit_json(out, lambda r: None)  # digests recomputed: the number alone is caught
     assert cn.verify(out).failed == ["objective"]
 
 
@@ -204,7 +225,7 @@ def test_pickled_object_in_npz_is_refused(saved, capsys):
     _rewrite_npz(out, lambda a: a.update(extra=np.array([{"run": "os.system"}], dtype=object)))
     code, _, err = run(["verify", out], capsys)
     assert code == 1 and "no_pickle" in err and "extra" in err
-    with pytest.raises(InvalidInputError, match="pickled"):
+    with pytest.raises(VerificationError, match="pickled"):
         cn.load(out)
     # a pickled weight array: refused, and nothing can be re-derived from it
     _rewrite_npz(out, lambda a: a.update({"weights.W": np.array([object()], dtype=object)}))

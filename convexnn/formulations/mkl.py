@@ -334,5 +334,14 @@ class MKL(Formulation):
     def finalize(self, data: ProblemData, reg: float, weights: dict[str, np.ndarray],
                  dual: Mapping[str, np.ndarray], options: Options
                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Record the matched ``λ = μ Σ_i ||W_i||`` of the exact map."""
-        return weights, {"lam": mu_to_lam(reg, weights["W"])}
+        """Report the kernel weights of W, ``η_i = ||W_i|| / Σ||W_j||`` (optimal for W by the
+        variational identity, and re-derivable from W by ``verify``), and record the matched
+        ``λ = μ Σ_i ||W_i||`` of the exact map."""
+        norms = group_norms(as_blocks(weights["W"], data.P, data.d))
+        S = float(norms.sum())
+        eta = norms / S if S > 0 else np.full(data.P, 1.0 / data.P)
+        info: dict[str, Any] = {"lam": mu_to_lam(reg, weights["W"])}
+        if "eta" in weights:  # the method's own η (e.g. the interior-point variable)
+            info["method_eta_deviation"] = float(np.max(np.abs(
+                np.asarray(weights["eta"], dtype=np.float64) - eta), initial=0.0))
+        return {"W": weights["W"], "eta": eta}, info

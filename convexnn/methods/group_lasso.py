@@ -57,7 +57,7 @@ import numpy as np
 import scipy.linalg
 
 from ..certificate import relative_gap
-from ..errors import ConvexNNError, InvalidInputError
+from ..errors import ConvexNNError, InvalidInputError, SolverFailedError
 from ..formulations.base import Formulation, SolveOptions
 from ..formulations.gated_relu import ball_dual_value
 from ..memory import dense_bytes
@@ -734,7 +734,7 @@ class _Polisher:
                             options=dict(self.options.solver_options))
             weights, _ = program.solution(a, s)
             if not weights:
-                raise ConvexNNError("the polish returned no primal point")
+                raise SolverFailedError("the polish returned no primal point")
             return weights["W"]
         except ConvexNNError as exc:
             self.error = f"{type(exc).__name__}: {exc}"

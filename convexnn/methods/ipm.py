@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConvexNNError
+from ..errors import ConvexNNError, SolverFailedError
 from ..formulations.base import Formulation, Program, SolveOptions
 from ..memory import ipm_bytes
 from ..problem import ProblemData, ipm_scales, scaled_data
@@ -54,7 +54,8 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
                           verbose=options.verbose, options=dict(options.solver_options))
     weights, dual = program.solution(a, s)
     if not weights:
-        raise ConvexNNError(f"{outcome.solver} returned no primal point for {form.name}.")
+        raise SolverFailedError(f"{outcome.solver} returned no primal point for {form.name}.",
+                                status=outcome.status)
     weights, extra = form.finalize(data, reg, weights, dual, options.form_options)
     info: dict[str, Any] = {
         "iterations": outcome.iterations,
