@@ -166,17 +166,19 @@ def finite_candidates(shape: tuple[int, ...], candidates: Iterable[Any]) -> list
     return out
 
 
-def best_candidate(candidates: Iterable[Any], value: Callable[[Any], tuple[float, Any] | None]
-                   ) -> tuple[float, Any]:
+def best_candidate(candidates: Iterable[Any], value: Callable[[Any], tuple[float, Any] | None],
+                   *, rtol: float = 1e-12) -> tuple[float, Any]:
     """The largest ``value(c)`` over ``candidates`` and the point it returned.
 
     ``value`` maps a candidate to ``(dual value, dual-feasible point)`` or None (unusable);
-    every certificate keeps the best of its dual candidates this way. Returns
+    every certificate keeps the best of its dual candidates this way. A later candidate
+    replaces an earlier one only when better beyond rounding (``rtol``), so a certificate
+    re-derived from a saved dual point (listed first) keeps that very point. Returns
     ``(-inf, None)`` when no candidate is usable.
     """
     best_val, best_point = -math.inf, None
     for cand in candidates:
         out = value(cand)
-        if out is not None and out[0] > best_val:
+        if out is not None and (best_point is None or out[0] > best_val + rtol * abs(best_val)):
             best_val, best_point = out
     return best_val, best_point

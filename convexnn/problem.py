@@ -108,6 +108,22 @@ def scaled_data(data: ProblemData, a: float, s: float) -> ProblemData:
                        data.sha256)
 
 
+def _check_range(X: np.ndarray, Y: np.ndarray) -> None:
+    """Refuse data whose objective ``½||y||²`` (or the products ``x·y`` of the dual
+    constraints) cannot be represented in floating point, naming the fix."""
+    tiny, huge = np.finfo(np.float64).tiny * 1e6, np.finfo(np.float64).max / 1e6
+    ry, rx = _rms(Y), _rms(X)
+    scale = ry * ry * Y.size
+    if ry > 0 and not tiny < scale < huge:
+        raise InvalidInputError(
+            f"y is too {'large' if scale >= huge else 'small'} for floating point (½||y||² "
+            f"≈ {0.5 * ry * ry * Y.size:.1e}); rescale y towards entries of order one.")
+    if rx > 0 and ry > 0 and not tiny < rx * ry < huge:
+        raise InvalidInputError(
+            f"X and y are too {'large' if rx * ry >= huge else 'small'} together for floating "
+            f"point (|x|·|y| ≈ {rx * ry:.1e}); rescale them towards entries of order one.")
+
+
 def _check_patterns(pats: Patterns, Xb: np.ndarray, bias: bool) -> Patterns:
     """``pats`` checked against ``Xb``: shapes, masks equal to ``1[X g ≥ 0]`` of the gates.
 
@@ -155,6 +171,7 @@ def prepare(
     ``DEFAULT_PATTERN_COUNT`` gates).
     """
     X, Y = validate_xy(X, y)
+    _check_range(X, Y)
     single = np.ndim(y) == 1
     sha = data_sha256(X, Y)
     bias = boolean(bias, "bias")

@@ -119,14 +119,16 @@ def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
     prepared = prepare(ds.X, ds.y, patterns="all" if pats.method == "enumerate" else pats.count,
                        bias=spec.data.bias, seed=pats.seed, max_patterns=pats.max_patterns)
     reg = form.resolve_reg(prepared, model.reg, model.reg_ratio)
+    options = dict(model.options)
+    memory_limit = options.pop("memory_limit", None)  # a solve option, allowed here too
     try:  # options a method does not take are named with their section
-        split_options(form, form.choose_method(prepared, sv.method), model.options)
+        split_options(form, form.choose_method(prepared, sv.method), options)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{origin}: [model.options]: {exc}") from None
     try:
         sol = solve_data(form, prepared, reg, solver=solver or sv.name, tol=sv.tolerance,
                          method=sv.method, verbose=verbose, solver_options=dict(sv.options),
-                         **dict(model.options))
+                         memory_limit=memory_limit, **options)
     except InvalidInputError as exc:
         if getattr(exc, "argument", None) == "solver_options":
             raise InvalidInputError(f"{origin}: [solver.options]: {exc}") from None

@@ -166,6 +166,29 @@ def map_status(status: str | None, solver: str) -> None:
     )
 
 
+def check_solver_options(solver: str, options: dict[str, Any]) -> None:
+    """Refuse, before solving, Clarabel settings it does not know or cannot take (a named
+    :class:`InvalidInputError`); other solvers judge their own options when called."""
+    if solver != "CLARABEL" or not options:
+        return
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    for key, value in options.items():
+        if not hasattr(settings, key):
+            raise InvalidInputError(f"solver_options: {key!r} is not a Clarabel setting.",
+                                    argument="solver_options")
+        try:
+            setattr(settings, key, value)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidInputError(
+                f"solver_options: Clarabel's {key} cannot be {value!r} (wrong type or out of "
+                "range).", argument="solver_options") from None
+        if key in ("max_iter",) and (isinstance(value, bool) or value < 1):
+            raise InvalidInputError(f"solver_options: {key} must be a positive integer; "
+                                    f"got {value!r}.", argument="solver_options")
+
+
 def run_problem(
     problem: cp.Problem,
     solver: str,
@@ -179,6 +202,7 @@ def run_problem(
 
     ``options`` are passed to the solver and override the accuracy defaults.
     """
+    check_solver_options(solver, dict(options or {}))
     opts = _tolerance_options(solver, tol)
     opts.update(options or {})
     start = time.perf_counter()
@@ -187,8 +211,8 @@ def run_problem(
             # cvxpy's generic "may be inaccurate" warning is replaced by map_status's own.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(solver=solver, verbose=verbose, warm_start=warm_start, **opts)
-    except TypeError as exc:
-        if not options or "setting" not in str(exc) and "argument" not in str(exc):
+    except (TypeError, ValueError, OverflowError) as exc:
+        if not options:
             raise
         # a solver rejects an unknown keyword with a TypeError naming it
         why = str(exc).rstrip(".")

@@ -17,7 +17,7 @@ from .methods import algorithm, augment, memory_estimates
 from .patterns import Patterns
 from .problem import ProblemData, prepare
 from .solution import Solution
-from .solvers import resolve_solver
+from .solvers import check_solver_options, resolve_solver
 from .validation import Options, boolean, tolerance
 
 __all__ = ["solve", "solve_data", "split_options", "check_memory"]
@@ -104,6 +104,7 @@ def solve_data(
             data, reg, zero, opts, status="optimal", solver="numpy", method="closed_form",
             build_s=0.0, solve_s=0.0,
             info={"closed_form": f"{form.reg_name} ≥ {form.reg_name}_max: every weight is 0"})
+    check_solver_options(opts.solver, dict(opts.solver_options))
     impl = algorithm(form, chosen)
     check_memory(form, data, chosen, memory_limit)
     sol = impl.run(form, data, reg, opts)

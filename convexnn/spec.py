@@ -236,7 +236,10 @@ class _Section:
         raise InvalidInputError(f"{self.origin}: {message}")
 
     def fail(self, key: str, value: Any, expected: str) -> None:
-        self.fail_raw(f"[{self.name}] {key} = {value!r}: expected {expected}.")
+        text = repr(value)
+        if len(text) > 60:
+            text = text[:40] + f"… ({len(text)} characters)"
+        self.fail_raw(f"[{self.name}] {key} = {text}: expected {expected}.")
 
     def has(self, key: str) -> bool:
         return key in self.table
@@ -250,9 +253,10 @@ class _Section:
             return default
         value = self.get(key)
         below = minimum is not None and isinstance(value, int) and value < minimum
-        if isinstance(value, bool) or not isinstance(value, int) or below:
+        huge = isinstance(value, int) and abs(value) >= 2**63
+        if isinstance(value, bool) or not isinstance(value, int) or below or huge:
             bound = f" ≥ {minimum}" if minimum is not None else ""
-            self.fail(key, value, f"an integer{bound}")
+            self.fail(key, value, f"an integer{bound} below 2^63")
         return int(value)
 
     def number(self, key: str, default: float | None, *, low: float | None = None,
@@ -261,7 +265,10 @@ class _Section:
             return default
         value = self.get(key)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = ok and math.isfinite(float(value))
+        try:
+            ok = ok and math.isfinite(float(value))
+        except OverflowError:  # an integer beyond the float range
+            ok = False
         if ok and low is not None:
             ok = float(value) > low if open_low else float(value) >= low
         if ok and high is not None:

@@ -204,7 +204,8 @@ def _type_problems(rec: Mapping[str, Any]) -> list[str]:
 
 def _missing_keys(rec: Mapping[str, Any]) -> list[str]:
     missing = [k for k in (*REQUIRED_KEYS, "solution_sha256", RECORD_DIGEST, "scope",
-                           "reg_name") if k not in rec]
+                           "reg_name", "method", "checks", "failed", "bias", "single_output")
+               if k not in rec]
     reg = rec.get("reg_name", "lam")
     if isinstance(reg, str) and reg not in rec:
         missing.append(reg)
@@ -439,6 +440,12 @@ def _global(form: Formulation, data: ProblemData, weights: dict, reg: float, tol
     Returns the check (None when it cannot be made) and the verification line."""
     try:
         every = enumerate_patterns(data.X)
+        if not form.global_check:  # the program is over every pattern: the set must be it
+            same = ({every.masks[:, j].tobytes() for j in range(every.P)}
+                    == {data.M[:, j].tobytes() for j in range(data.P)})
+            return None, ("global", same, f"the saved patterns are the {every.P} cells of the "
+                          "arrangement of the data" if same else "scope 'all' claimed, but "
+                          "the saved patterns are not the cells of the arrangement")
         check = check_patterns(form, data, weights, reg, every, tolerance=tol)
     except (ProblemTooLargeError, InvalidInputError) as exc:
         return None, ("global", False, f"scope 'all' cannot be re-derived: {exc}")
@@ -485,8 +492,10 @@ def _certificate_checks(rec: Mapping[str, Any], form: Formulation, pdata: Proble
                (f" (failed: {list(cert.failed)})" if cert.failed else ""))
     saved_checks, saved_failed = rec["checks"], rec["failed"]
     wrong = sorted(set(saved_checks) ^ set(cert.checks))
+    # the checks are relative measures (compared with the tolerance): equal up to rounding
     wrong += [k for k in sorted(set(saved_checks) & set(cert.checks))
-              if not _close(saved_checks[k], cert.checks[k], max(abs(cert.checks[k]), tol))]
+              if not abs(float(saved_checks[k]) - cert.checks[k])
+              <= max(RTOL * abs(cert.checks[k]), 1e-12)]
     if saved_failed != list(cert.failed):
         wrong.append(f"failed {saved_failed} ≠ re-derived {list(cert.failed)}")
     checks.add("checks", not wrong, f"differ: {wrong}" if wrong else

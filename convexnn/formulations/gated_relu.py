@@ -237,7 +237,7 @@ def gated_relu_certificate(
         val, s = ball_dual_value(Y, Z, top, lam)
         return val, s * Z
 
-    best, Z = best_candidate(finite_candidates(Y.shape, (R, *duals)), value)
+    best, Z = best_candidate(finite_candidates(Y.shape, (*duals, R)), value)
     if Z is None:  # a non-finite residual: nothing is feasible but 0
         best, Z = 0.0, np.zeros_like(Y)
     cert = make_certificate(formulation, primal, best, tolerance=tolerance, scope=scope)

@@ -127,7 +127,7 @@ def mkl_certificate(
     """
     primal = mkl_objective(X, Y, M, W, mu)
     R = Y - forward(X, M, W)
-    best, best_Z = best_candidate(finite_candidates(Y.shape, (R, *duals)),
+    best, best_Z = best_candidate(finite_candidates(Y.shape, (*duals, R)),
                                   lambda Z: mkl_dual_value(X, Y, M, Z, mu))
     if best_Z is None:
         best, best_Z = 0.0, np.zeros_like(Y)

@@ -161,7 +161,7 @@ def kernel_ridge_certificate(
     R = Y - forward(X, M, W)
     primal = 0.5 * float(np.sum(R * R)) + 0.5 * mu * _weighted_penalty(W, eta)
     best, best_Z = best_candidate(
-        finite_candidates(Y.shape, (R, *duals)),
+        finite_candidates(Y.shape, (*duals, R)),
         lambda Z: kernel_ridge_dual_value(X, Y, M, Z, eta, mu))
     if best_Z is None:
         best, best_Z = 0.0, np.zeros_like(Y)

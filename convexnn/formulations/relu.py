@@ -310,7 +310,7 @@ def relu_certificate(
     warm = _multipliers(multipliers, P, X.shape[0], c)
     va, _, alpha, _ = screen_values(X, M, C, lam, alpha=warm[0])
     vb, _, beta, _ = screen_values(X, M, -C, lam, alpha=warm[1])
-    candidates = [(R, alpha, beta, max(va.max(initial=0.0), vb.max(initial=0.0)))]
+    candidates = []  # the given dual points first: a re-derivation keeps them
     for dual in duals:
         try:
             z = np.asarray(dual.get("z", R), dtype=np.float64).reshape(Y.shape)
@@ -324,6 +324,7 @@ def relu_certificate(
             continue
         na, nb = dual_norms(X, M, z, a, b)
         candidates.append((z, a, b, max(na.max(initial=0.0), nb.max(initial=0.0))))
+    candidates.append((R, alpha, beta, max(va.max(initial=0.0), vb.max(initial=0.0))))
 
     def value(cand: tuple) -> tuple[float, tuple]:
         z, a, b, top = cand
