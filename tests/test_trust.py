@@ -758,6 +758,13 @@ def test_cli_reweight_on_duplicate_rows_with_opposite_targets(tmp_path, capsys):
     assert_clear_solve(code, err, tmp_path / "r", 0.5 * float(y @ y))  # W = 0 is optimal
 
 
+@xfail(8, "a 400-digit integer where the spec expects a number ends in OverflowError")
+def test_cli_on_a_400_digit_number_in_the_spec(tmp_path, capsys):
+    spec = write(tmp_path / "s.toml", spec_text(reg="lam_ratio = " + "9" * 400))
+    code, _, err = cli(["solve", spec, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err)
+
+
 def _deep(r):
     return json.dumps(r)[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
 
