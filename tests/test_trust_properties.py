@@ -8,8 +8,7 @@
 * ``verify(save(solve))`` passes, and fails after any single field of ``certificate.json``
   or any single array of ``solution.npz`` is edited.
 
-Properties that do not hold yet are ``xfail(strict=True)`` and carry an explicit example
-that fails today. Only the public API is used.
+The explicit examples are cases that once broke a property. Only the public API is used.
 """
 
 from __future__ import annotations
@@ -38,9 +37,6 @@ pytestmark = [
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
-
-def xfail(n: int, why: str):
-    return pytest.mark.xfail(strict=True, reason=f"defect class {n}: {why}")
 
 
 # ---------------------------------------------------------------------------
@@ -85,7 +81,6 @@ def test_gap_is_nonnegative_up_to_rounding(fm, seed, lam_ratio, kx, ky):
     assert c.relative_gap >= -1e-9
 
 
-@xfail(1, "relative_gap = gap / max(|objective|, 1e-12): tiny objectives certify falsely")
 @SETTINGS
 @example(fm=("gated_relu", "fast"), seed=2, lam_ratio=0.1, kx=0, ky=-8)
 @given(fm=st.sampled_from(METHODS), seed=seeds, lam_ratio=lam_ratios, kx=powers, ky=powers)
@@ -194,9 +189,6 @@ def test_save_verify_round_trip_over_all_patterns(workdir, seed):
     assert_round_trip(_saved(str(workdir), "gated_relu", seed, ENUMERATED))
 
 
-@pytest.mark.xfail(strict=True, reason="defect outside classes 1-11 (round-trip property): "
-                   "verify re-derives relu's dual point (alpha, beta) ~1e-7 away from the "
-                   "saved one and calls a genuine result INVALID")
 @SETTINGS
 @example(seed=2, patterns=SAMPLED)
 @given(seed=st.integers(0, 11), patterns=st.sampled_from([SAMPLED, ENUMERATED]))
@@ -204,9 +196,6 @@ def test_save_verify_round_trip_relu(workdir, seed, patterns):
     assert_round_trip(_saved(str(workdir), "relu", seed, patterns))
 
 
-@pytest.mark.xfail(strict=True, reason="defect outside classes 1-11 (round-trip property): "
-                   "verify cannot re-derive scope 'all' for ntk, mkl and reweight and calls "
-                   "a genuine result INVALID")
 @pytest.mark.parametrize("form", ["ntk", "mkl", "reweight"])
 def test_save_verify_round_trip_over_all_patterns_for_kernel_formulations(workdir, form):
     assert_round_trip(_saved(str(workdir), form, 3, ENUMERATED))
@@ -258,7 +247,6 @@ NAMED_FIELDS = ["status", "solver", "tolerance", "title", "created", "failed", "
                 "method", "data", "spec", "info", "timings", "single_output", "problem"]
 
 
-@xfail(2, "most fields of certificate.json are neither re-derived nor compared")
 @SETTINGS
 @example(base="gated_relu", field="status")
 @given(base=st.sampled_from(sorted(BASES)),
@@ -306,8 +294,6 @@ def edited_array(a: np.ndarray, how: str) -> np.ndarray:
     return a
 
 
-@xfail(4, "network.*, weights.eta and patterns.probabilities are never re-derived, and "
-          "solution_sha256 is optional")
 @SETTINGS
 @example(base="gated_relu", key="network.A", how="negate", digest="drop")
 @given(base=st.sampled_from(sorted(BASES)),
