@@ -176,7 +176,8 @@ def check_solver_options(solver: str, options: dict[str, Any]) -> None:
     settings = clarabel.DefaultSettings()
     for key, value in options.items():
         if not hasattr(settings, key):
-            raise InvalidInputError(f"solver_options: {key!r} is not a Clarabel setting.",
+            raise InvalidInputError(f"solver_options: {key!r} is not a Clarabel option "
+                                    "(CLARABEL settings: see its documentation).",
                                     argument="solver_options")
         try:
             setattr(settings, key, value)
