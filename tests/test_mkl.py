@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cn
-from convexnn.formulations.mkl import build_dual, build_primal, mkl_dual_value, mkl_objective
+from convexnn.formulations.mkl import build_primal, mkl_dual_value, mkl_objective
 from convexnn.formulations.ntk import (
     build_kernel_ridge,
     kernel_ridge_certificate,
@@ -33,11 +33,26 @@ def problem(name):
     return ds, data, spec
 
 
+class _Dual:
+    def __init__(self, Z, s):
+        self.Z, self.s = Z, s
+
+
 def solve_dual(data, mu):
-    dual = build_dual(data.X, data.Y, data.M)
-    dual.inv_mu.value = 1.0 / mu
-    dual.problem.solve(solver="CLARABEL")
-    return dual.problem.value, dual
+    """The Lanckriet dual max ⟨Y, Z⟩ − ½||Z||² − s²/(2μ) s.t. ||Xᵀ D_i Z||_F ≤ s, written here
+    from the raw arrays (masks recomputed from the gates)."""
+    import cvxpy as cp
+
+    X, Y = np.asarray(data.X, dtype=float), np.asarray(data.Y, dtype=float)
+    M = X @ data.patterns.gates >= 0
+    assert np.array_equal(M, data.M)
+    Z, s = cp.Variable(Y.shape), cp.Variable()
+    cons = [cp.norm(X.T @ cp.multiply(M[:, [i]].astype(float), Z), "fro") <= s
+            for i in range(M.shape[1])]
+    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)
+                                  - cp.square(s) / (2 * mu)), cons)
+    prob.solve(solver="CLARABEL")
+    return prob.value, _Dual(Z, s)
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))

@@ -52,11 +52,27 @@ def socp_constraint_value(X, mask, z):
 
 
 def independent_dual(X, Y, M, lam):
-    dual = build_dual(X, Y, M)
-    dual.lam.value = lam
-    dual.problem.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
-    assert dual.problem.status == "optimal"
-    return dual.problem.value, dual.multipliers()
+    """max ⟨Y, Z⟩ − ½||Z||² s.t. ||Xᵀ(D_i Z + S_i α_i)||_F ≤ λ, ||Xᵀ(−D_i Z + S_i β_i)||_F ≤ λ,
+    α_i, β_i ≥ 0 — written here pattern by pattern from the raw arrays."""
+    n, c = Y.shape
+    Z = cp.Variable((n, c))
+    cons = []
+    for i in range(M.shape[1]):
+        D = M[:, [i]].astype(float)
+        S = 2.0 * D - 1.0
+        a, b = cp.Variable((n, c), nonneg=True), cp.Variable((n, c), nonneg=True)
+        cons += [cp.norm(X.T @ (cp.multiply(D, Z) + cp.multiply(S, a)), "fro") <= lam,
+                 cp.norm(X.T @ (cp.multiply(S, b) - cp.multiply(D, Z)), "fro") <= lam]
+    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert prob.status == "optimal"
+    return prob.value, {"z": Z.value}
+
+
+def raw_problem(X, y, gates, bias):
+    """X (with its bias column), Y (n × c) and the masks 1[X g ≥ 0], in plain numpy."""
+    Xb = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else np.asarray(X, dtype=float)
+    return Xb, np.asarray(y, dtype=float).reshape(X.shape[0], -1), Xb @ gates >= 0
 
 
 def convex_objective(X, Y, M, V, U, lam):
@@ -86,23 +102,24 @@ def test_certified_equals_independent_dual_and_dominates_gated(n, d, P, c, bias)
     assert cert.certified and 0 <= cert.relative_gap <= 1e-6
     assert set(sol.weights) == {"V", "U"}
     assert sol.weights["V"].shape == (sol.patterns.P, d + bias, c)
-    data = prepare(ds.X, ds.y, patterns=P, bias=bias)
+    X, Y, M = raw_problem(ds.X, ds.y, sol.patterns.gates, bias)
+    np.testing.assert_array_equal(M, sol.patterns.masks)
+    V, U = sol.weights["V"], sol.weights["U"]
     # the objective is recomputed from the weights, not copied from the solver
-    assert cert.objective == pytest.approx(
-        convex_objective(data.X, data.Y, data.M, sol.weights["V"], sol.weights["U"], sol.lam),
-        rel=1e-14)
+    R = Y - sum(M[:, [i]] * (X @ (V[i] - U[i])) for i in range(M.shape[1]))
+    penalty = sum(np.linalg.norm(V[i]) + np.linalg.norm(U[i]) for i in range(M.shape[1]))
+    assert cert.objective == pytest.approx(0.5 * np.sum(R * R) + sol.lam * penalty, rel=1e-12)
     # primal = independently solved dual
-    value, mult = independent_dual(data.X, data.Y, data.M, sol.lam)
+    value, mult = independent_dual(X, Y, M, sol.lam)
     assert abs(value - sol.objective) <= 1e-6 * abs(sol.objective)
     # docs/math/relu.md: the dual optimum z* is the residual
-    R = data.Y - forward(data.X, data.M, sol.weights["V"] - sol.weights["U"])
     assert np.linalg.norm(mult["z"] - R) <= 1e-3 * np.linalg.norm(R)
     # the returned dual point is feasible, checked one pattern at a time
     z, a, b = sol.dual["z"], sol.dual["alpha"], sol.dual["beta"]
     assert a.min() >= 0 and b.min() >= 0
-    na, nb = dense_dual_norms(data.X, data.M, z, a, b)
+    na, nb = dense_dual_norms(X, M, z, a, b)
     assert max(na.max(), nb.max()) <= sol.lam * (1 + 1e-12)
-    assert cert.dual_objective == pytest.approx(np.sum(data.Y * z) - 0.5 * np.sum(z * z), rel=1e-12)
+    assert cert.dual_objective == pytest.approx(np.sum(Y * z) - 0.5 * np.sum(z * z), rel=1e-12)
     # p_R ≥ p_G on the same patterns
     gated = cn.solve("gated_relu", ds.X, ds.y, patterns=P, lam=sol.lam, bias=bias)
     assert sol.objective >= gated.objective * (1 - 1e-7)
