@@ -150,7 +150,8 @@ def solve_path(
         returned in the given order).
     lam_ratios : sequence of float, optional
         Values relative to ``λ_max`` instead (default ``DEFAULT_PATH_RATIOS``:
-        20 values from 1 to 0.01).
+        20 values from 1 to 0.01). For the formulations regularised by ``μ`` (``ntk``,
+        ``mkl``) these set ``μ``; ``mus=`` and ``mu_ratios=`` are accepted as synonyms.
     method : str
         ``"auto"`` is resolved once, on the problem size, as in :func:`convexnn.solve`.
     **options
@@ -162,6 +163,11 @@ def solve_path(
     """
     start = time.perf_counter()
     form = get_formulation(formulation)
+    if form.reg_name == "mu" and ("mus" in options or "mu_ratios" in options):
+        # as in solve(): formulations regularised by μ also accept it under its own name
+        if lams is not None or lam_ratios is not None:
+            raise InvalidInputError("give either mus/mu_ratios or lams/lam_ratios, not both.")
+        lams, lam_ratios = options.pop("mus", None), options.pop("mu_ratios", None)
     tol = tolerance(tol)
     data = prepare(X, y, patterns=patterns, bias=bias, seed=seed)
     regs = _regs(form, data, lams, lam_ratios)
