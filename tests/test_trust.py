@@ -1002,7 +1002,7 @@ def test_ctrl_c_stops_a_long_interior_point_solve(tmp_path):
     time.sleep(0.2)
     err = "".join(errors)
     assert "Traceback" not in err, err[-1500:]
-    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, waited)
+    assert proc.returncode == 130, (proc.returncode, waited)  # the handler, not the signal
     assert not out.exists() and hidden_entries(tmp_path) == []
 
 
