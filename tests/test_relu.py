@@ -53,16 +53,21 @@ def socp_constraint_value(X, mask, z):
 
 def independent_dual(X, Y, M, lam):
     """max ⟨Y, Z⟩ − ½||Z||² s.t. ||Xᵀ(D_i Z + S_i α_i)||_F ≤ λ, ||Xᵀ(−D_i Z + S_i β_i)||_F ≤ λ,
-    α_i, β_i ≥ 0 — written here pattern by pattern from the raw arrays."""
+    α_i, β_i ≥ 0 — written here from the raw arrays (column i of a d × P matrix per output
+    is pattern i; the Frobenius norm stacks the outputs)."""
     n, c = Y.shape
+    P = M.shape[1]
+    D = M.astype(float)
+    S = 2.0 * D - 1.0
     Z = cp.Variable((n, c))
-    cons = []
-    for i in range(M.shape[1]):
-        D = M[:, [i]].astype(float)
-        S = 2.0 * D - 1.0
-        a, b = cp.Variable((n, c), nonneg=True), cp.Variable((n, c), nonneg=True)
-        cons += [cp.norm(X.T @ (cp.multiply(D, Z) + cp.multiply(S, a)), "fro") <= lam,
-                 cp.norm(X.T @ (cp.multiply(S, b) - cp.multiply(D, Z)), "fro") <= lam]
+    A = [cp.Variable((n, P), nonneg=True) for _ in range(c)]
+    B = [cp.Variable((n, P), nonneg=True) for _ in range(c)]
+    ga, gb = [], []
+    for k in range(c):
+        DZ = cp.multiply(D, cp.reshape(Z[:, k], (n, 1), order="F") @ np.ones((1, P)))
+        ga.append(X.T @ (DZ + cp.multiply(S, A[k])))
+        gb.append(X.T @ (cp.multiply(S, B[k]) - DZ))
+    cons = [cp.norm(cp.vstack(g), 2, axis=0) <= lam for g in (ga, gb)]
     prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(Y, Z)) - 0.5 * cp.sum_squares(Z)), cons)
     prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
     assert prob.status == "optimal"
