@@ -547,6 +547,11 @@ def test_verify_rederives_an_uncertified_result_as_uncertified(tmp_path):
     assert res.certificate.relative_gap == pytest.approx(rel, rel=1e-12, abs=0)
     _rewrite(out, edit=lambda rec: rec.update(certified=True))
     assert cn.verify(out, ds).failed == ["certified"]
+    # the relative gap over |dual_objective| instead of |objective|: caught here, where the
+    # two differ
+    _rewrite(out, edit=lambda rec: rec.update(
+        certified=False, relative_gap=rec["gap"] / abs(rec["dual_objective"])))
+    assert cn.verify(out, ds).failed == ["relative_gap"]
 
 
 def test_verify_counts_ties_at_zero_as_active(tmp_path):
