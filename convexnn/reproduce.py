@@ -157,7 +157,9 @@ def _problems(out: Path, target: Path, uci_root: Any, log: Log) -> dict[str, Any
             "model", {}).get("formulation")
         row["formulation"] = formulation
         if formulation not in REGISTRY:
-            rows.append(row | {"status": "skipped: formulation not registered"})
+            log(f"reproduce problems: {name}: SKIPPED (formulation {formulation!r} is not "
+                "available in this version)")
+            rows.append(row | {"status": "skipped", "note": "formulation not available"})
             continue
         log(f"reproduce problems: {name}")
         try:
@@ -166,7 +168,10 @@ def _problems(out: Path, target: Path, uci_root: Any, log: Log) -> dict[str, Any
             sol, ds = solve_spec(spec, uci_root=uci_root)
             seconds = time.perf_counter() - start
         except InvalidInputError as exc:  # e.g. the UCI folder is absent
-            rows.append(row | {"status": f"skipped: {exc}"})
+            why = "the UCI collection was not found" if "UCI" in str(exc) else \
+                str(exc).split(";")[0][-120:]
+            log(f"reproduce problems: {name}: SKIPPED ({why})")
+            rows.append(row | {"status": "skipped", "note": why})
             continue
         (out / name).mkdir()
         write_result(sol, out / name, ds, spec=spec, label=str(target / name))
@@ -181,11 +186,12 @@ def _problems(out: Path, target: Path, uci_root: Any, log: Log) -> dict[str, Any
         })
     cols = ["problem", "formulation", "status", "n", "d", "outputs", "patterns", "scope",
             "lam", "mu", "objective", "relative_gap", "certified", "verified", "neurons",
-            "seconds"]
+            "seconds", "note"]
     cols = [c for c in cols if any(c in r for r in rows)]
     files += write_table(out, "problems", rows, cols, "Bundled problems: certified and verified")
+    skipped = [r["problem"] for r in rows if r.get("status") == "skipped"]
     return {"files": files, "solved": sum("verified" in r for r in rows),
-            "verified": sum(bool(r.get("verified")) for r in rows)}
+            "verified": sum(bool(r.get("verified")) for r in rows), "skipped": skipped}
 
 
 REPRODUCTIONS: dict[str, Reproduction] = {
