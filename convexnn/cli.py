@@ -290,7 +290,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise InvalidInputError("name a result set (convexnn reproduce --list shows them).")
         _out(_table([(r.name, r.description) for r in REPRODUCTIONS.values()]))
         return EXIT_OK
-    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] \
+        if args.datasets else None
+    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root, datasets=datasets,
+                            quick=args.quick, scheduler=args.scheduler, workers=args.workers)
     _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", []))
          + " (and reproduce.json: what ran, with which version, how long)")
     if "figures" in notes:
@@ -373,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", nargs="?")
     p.add_argument("--list", action="store_true", help="name the result sets")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME/)")
+    p.add_argument("--quick", action="store_true",
+                   help="the small version of the set (minutes; used by the tests and CI)")
+    p.add_argument("--datasets", metavar="A,B,C",
+                   help="UCI data sets to use (default: every one found)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="sweep engine: 'local' (default), 'processes' or a Dask scheduler "
+                        "address tcp://HOST:8786")
+    p.add_argument("--workers", metavar="N", type=int, help="sweep engine: local workers")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -127,7 +127,7 @@ def test_a_uci_result_says_how_to_verify_it(tmp_path, capsys):
 
 
 def test_reproduce_problems_names_what_it_skipped(tmp_path, capsys, monkeypatch):
-    import convexnn.reproduce as rep
+    import convexnn.reproduce.problems as rep
     from convexnn.spec import bundled_problems
 
     folder = tmp_path / "problems"
