@@ -3,6 +3,7 @@
 # Run from the repository root:
 #   bash tests/mutation.sh                   # every group below, one mutmut run each
 #   bash tests/mutation.sh certificate relu  # some groups
+#   bash tests/mutation.sh --summary         # killed / survived / timeout per group
 #   mutmut results; mutmut show NAME         # survivors and their diffs
 # mutmut copies the package and the tests into mutants/ and runs, for each mutant, the
 # tests of the [tool.mutmut] selection in pyproject.toml that call the mutated function.
@@ -20,8 +21,59 @@ declare -A groups=(
   [results]="$C.results.x_record_sha256* $C.results.x_arrays_sha256*"
 )
 order=(certificate global_check patterns gated_relu verification relu results)
+
+# The mutants of the globs that have no result yet (a stopped run resumes where it was);
+# FRESH=1 runs every mutant of the group again.
+pending() {
+  python - "$@" <<'PY'
+import fnmatch, json, pathlib, sys
+for meta in sorted(pathlib.Path("mutants").rglob("*.py.meta")):
+    for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+        if code is None and any(fnmatch.fnmatch(name, p) for p in sys.argv[1:]):
+            print(name)
+PY
+}
+
+if [[ "${1:-}" == "--summary" ]]; then
+  for g in "${order[@]}"; do
+    set -f
+    # shellcheck disable=SC2086
+    python - "$g" ${groups[$g]} <<'PY'
+import collections, fnmatch, json, pathlib, sys
+from mutmut.stats import status_by_exit_code
+group, pats = sys.argv[1], sys.argv[2:]
+count, survivors = collections.Counter(), []
+for meta in sorted(pathlib.Path("mutants").rglob("*.py.meta")):
+    for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+        if any(fnmatch.fnmatch(name, p) for p in pats):
+            status = status_by_exit_code[code]
+            count[status] += 1
+            if status == "survived":
+                survivors.append(name)
+done = count["killed"] + count["survived"] + count["timeout"] + count["no tests"]
+score = f"{(count['killed'] + count['timeout']) / done:.1%}" if done else "-"
+print(f"{group:13s} mutants {sum(count.values()):4d}  killed {count['killed']:4d}  "
+      f"survived {count['survived']:3d}  timeout {count['timeout']:2d}  "
+      f"no tests {count['no tests']:3d}  not run {count['not checked']:4d}  score {score}")
+for name in survivors:
+    print("    survived:", name)
+PY
+    set +f
+  done
+  exit 0
+fi
+
 for g in "${@:-${order[@]}}"; do
-  echo "=== $g"
-  # shellcheck disable=SC2086  # the globs are passed to mutmut unexpanded
-  set -f; mutmut run --max-children "${MAX_CHILDREN:-2}" ${groups[$g]}; set +f
+  set -f
+  # shellcheck disable=SC2086  # the globs reach python and mutmut unexpanded
+  if [[ -n "${FRESH:-}" ]] || ! compgen -G "mutants/$C/*.py.meta" > /dev/null; then
+    names=(${groups[$g]})
+  else
+    mapfile -t names < <(pending ${groups[$g]})
+  fi
+  set +f
+  echo "=== $g: ${#names[@]} mutant names or globs"
+  if (( ${#names[@]} )); then
+    mutmut run --max-children "${MAX_CHILDREN:-2}" "${names[@]}"
+  fi
 done
