@@ -276,3 +276,32 @@ def test_an_existing_file_is_refused_as_output_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(cn.InvalidInputError, match="not a folder"):
         files.check_output_dir(f)
+
+
+def test_malformed_pattern_arrays_fail_the_pattern_check(gated):
+    ds, out = fresh(gated, "counts")
+    with np.load(out / "solution.npz") as f:
+        P = f["patterns.counts"].shape[0]
+    rewrite(out, {"patterns.counts": np.array(["x"] * P)})
+    assert cn.verify(out, ds).failed == ["patterns"]
+
+
+def test_scope_all_that_cannot_be_rederived_fails_the_global_check(tmp_path):
+    # 60 points in R⁵: about a million cells, beyond what verify enumerates
+    ds = cn.planted_relu(60, 5, seed=3)
+    sol = cn.solve("gated_relu", ds.X, ds.y, patterns=10, lam_ratio=0.1)
+    out = cn.save(sol, tmp_path / "R", ds)
+    rewrite(out, edit=lambda r: r.update(scope="all"))
+    res = cn.verify(out, ds)
+    assert res.failed == ["global"], str(res)
+    assert "cannot be re-derived" in next(c.detail for c in res.checks if c.name == "global")
+
+
+def test_a_network_objective_without_its_lambda_fails_the_network_check(tmp_path):
+    ds = cn.planted_relu(30, 3, seed=6)
+    sol = cn.solve("mkl", ds.X, ds.y, patterns=10, mu_ratio=0.1)
+    out = cn.save(sol, tmp_path / "R", ds)
+    assert cn.verify(out, ds).valid
+    rewrite(out, edit=lambda r: r["info"].pop("lam"))
+    res = cn.verify(out, ds)
+    assert res.failed == ["network"] and "no network/λ" in str(res)
