@@ -107,7 +107,10 @@ def test_the_tolerance_is_inclusive(objective):
     assert at.relative_gap == tol and at.certified
     above = make_certificate("f", objective, objective - 2 * tol * abs(objective), tolerance=tol)
     assert above.relative_gap == 2 * tol and not above.certified and above.failed == ()
-    assert "CERTIFIED [sampled]" in repr(at) and "NOT" not in repr(at)
+    assert at.as_dict()["certified"] is True and above.as_dict()["certified"] is False
+    exact = make_certificate("f", 1.0, 1.0, tolerance=1e-6)
+    assert repr(exact) == ("Certificate(CERTIFIED [sampled], f: objective=1, dual_objective=1, "
+                           "relative_gap=0.000e+00 (tolerance 1.0e-06))")
 
 
 def test_a_dual_value_above_the_primal_fails_weak_duality_beyond_the_tolerance():
