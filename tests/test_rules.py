@@ -331,6 +331,12 @@ def test_a_relu_verdict_decided_by_the_cone_check_alone():
     check = check_patterns("relu", prepare(X, y, patterns=sol.patterns), {"V": V, "U": U},
                            sol.lam, sol.patterns, tolerance=tol)
     assert check.relative_gap <= tol and check.cone_violation > tol and not check.passed
+    from convexnn.global_check import global_certificate
+
+    cert_all, _ = global_certificate(cn.REGISTRY["relu"], prepare(X, y, patterns=sol.patterns),
+                                     {"V": V, "U": U}, check)
+    assert cert_all.scope == "all" and cert_all.failed == ("cone_violation",)
+    assert not cert_all.certified
 
 
 # ---------------------------------------------------------------------------
@@ -386,6 +392,7 @@ def test_subset_scope_and_merge():
     want = {every.masks[:, j].tobytes() for j in range(3)} | {
         sampled.masks[:, j].tobytes() for j in range(sampled.P)}
     assert keys == want and merged.P == len(want)
+    assert merged.scope == "sampled" and merge_patterns(every, sampled).scope == "all"
 
 
 def test_cell_count_closed_forms():
@@ -442,6 +449,11 @@ def test_global_check_finds_the_one_violating_pattern_placed_last(one_violator):
     assert not check.passed
     assert check.as_dict()["violating"] == 1 and check.as_dict()["checked"] == every.P
     assert "FAILED [all]" in repr(check) and "1 violating" in repr(check)
+    # at a λ below every value, every pattern violates: still a subset of scope "sampled"
+    low = check_patterns("gated_relu", data, {"W": np.zeros((own.P, 2, 1))}, vals[0] / 2,
+                         cands)
+    assert low.violating.P == every.P and low.violating.scope == "sampled"
+    assert low.patterns.scope == "all"
     # the one violator at λ just above the largest value: nothing violates
     at = check_patterns("gated_relu", data, {"W": np.zeros((own.P, 2, 1))},
                         vals[-1] * (1 + 1e-9), cands, tolerance=1e-6)
@@ -474,7 +486,12 @@ def test_certify_global_checks_every_candidate_of_a_solution(one_violator):
     assert check.scope == "all" and check.patterns.P == every.P
     assert check.violating.P == int(np.sum(vals > lam * (1 + sol.certificate.tolerance)))
     assert check.max_violation == pytest.approx(vals.max() / lam - 1, rel=1e-8)
-    assert not check.passed
+    assert check.violating.P >= 2 and np.all(np.diff(check.violations) <= 0)  # worst first
+    assert check.violations[0] == pytest.approx(check.max_violation, rel=1e-12)
+    assert not check.passed and check.tolerance == sol.certificate.tolerance
+    # a tolerance given to the check replaces the solution's
+    loose = certify_global(sol, X, y, candidates=every, tol=10.0)
+    assert loose.tolerance == 10.0 and loose.passed and loose.violating.P < check.violating.P
     # the same solution checked over all patterns by enumeration agrees
     again = certify_global(sol, X, y, candidates="all")
     assert again.patterns.P == every.P and again.max_violation == pytest.approx(

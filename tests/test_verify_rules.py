@@ -168,10 +168,20 @@ def test_global_check_refuses_programs_without_a_pattern_constraint(small):
 
 
 def test_certify_global_samples_when_the_arrangement_is_too_large(small):
+    from convexnn.global_check import merge_patterns
+
     X, y, pats = small
     sol = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1)
     check = certify_global(sol, X, y, max_patterns=50)
     assert check.scope == "sampled" and check.patterns.P >= pats.P
+    # max(1000, 10 P) gates: 1000 here, 10 P for a solution of more than 100 patterns
+    many = cn.sample_patterns(X, 400, seed=3)
+    assert many.P > 100
+    big = cn.solve("gated_relu", X, y, patterns=many, lam_ratio=0.1, method="fast")
+    got = certify_global(big, X, y, max_patterns=50)
+    want = merge_patterns(cn.sample_patterns(X, 10 * many.P, seed=0), many)
+    assert got.patterns.P == want.P
+    assert got.patterns.P != merge_patterns(cn.sample_patterns(X, 1000, seed=0), many).P
     with pytest.raises(cn.ProblemTooLargeError):
         certify_global(sol, X, y, candidates="all", max_patterns=50)
     with pytest.raises(cn.InvalidInputError, match="candidates"):
