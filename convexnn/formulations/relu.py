@@ -324,7 +324,8 @@ def relu_certificate(
             continue
         na, nb = dual_norms(X, M, z, a, b)
         candidates.append((z, a, b, max(na.max(initial=0.0), nb.max(initial=0.0))))
-    candidates.append((R, alpha, beta, max(va.max(initial=0.0), vb.max(initial=0.0))))
+    if np.all(np.isfinite(R)):  # a non-finite point leaves only the given candidates (or 0)
+        candidates.append((R, alpha, beta, max(va.max(initial=0.0), vb.max(initial=0.0))))
 
     def value(cand: tuple) -> tuple[float, tuple]:
         z, a, b, top = cand
