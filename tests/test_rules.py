@@ -582,3 +582,40 @@ def test_verify_counts_ties_at_zero_as_active(tmp_path):
     sol = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1)
     out = cn.save(sol, tmp_path / "ties", (X, y))
     assert cn.verify(out, (X, y)).valid
+
+
+def test_relu_certificate_skips_unusable_dual_candidates(random_problem):
+    X, Y, M, _, rng = random_problem
+    P = M.shape[1]
+    V = np.maximum(0.2 * rng.standard_normal((P, 3, 2)), 0)
+    U = np.zeros_like(V)
+    lam = 0.5
+    plain, point = relu_certificate(X, Y, M, V, U, lam)
+    n = X.shape[0]
+    bad = [
+        {"z": Y},                                          # no multipliers
+        {"alpha": "text", "beta": "text"},                 # not numbers
+        {"alpha": np.zeros((P, n + 1, 2)), "beta": np.zeros((P, n + 1, 2))},  # wrong n
+        {"alpha": np.zeros((P, n, 2)), "beta": np.zeros((P, n - 1, 2))},      # mismatch
+        {"z": np.full_like(Y, np.nan), "alpha": point["alpha"], "beta": point["beta"]},
+    ]
+    again, same = relu_certificate(X, Y, M, V, U, lam, duals=bad,
+                                   multipliers={"alpha": np.full((P, n, 2), np.inf),
+                                                "beta": np.zeros((P, n, 2))})
+    assert again.dual_objective == plain.dual_objective
+    for k in ("z", "alpha", "beta"):
+        np.testing.assert_array_equal(same[k], point[k])
+    # usable multipliers of the right shape are used as the warm start: same certificate
+    warm, _ = relu_certificate(X, Y, M, V, U, lam, multipliers={"alpha": point["alpha"],
+                                                                "beta": point["beta"]})
+    assert warm.dual_objective == pytest.approx(plain.dual_objective, rel=1e-12)
+    assert relu_certificate(X, Y, M, V, U, lam, multipliers={"alpha": 1.0})[0].dual_objective \
+        == plain.dual_objective
+
+
+def test_relu_certificate_of_a_non_finite_point_is_zero_dual(random_problem):
+    X, Y, M, _, _ = random_problem
+    V = np.full((M.shape[1], 3, 2), np.nan)
+    cert, dual = relu_certificate(X, Y, M, V, np.zeros_like(V), 0.3)
+    assert cert.dual_objective == 0.0 and not cert.certified
+    assert not np.any(dual["z"]) and not np.any(dual["alpha"]) and not np.any(dual["beta"])

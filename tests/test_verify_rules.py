@@ -315,3 +315,21 @@ def test_a_network_objective_without_its_lambda_fails_the_network_check(tmp_path
     rewrite(out, edit=lambda r: r["info"].pop("lam"))
     res = cn.verify(out, ds)
     assert res.failed == ["network"] and "no network/λ" in str(res)
+
+
+def test_a_data_file_too_large_to_copy_is_verified_from_data_root(tmp_path, monkeypatch):
+    from cli_helpers import npz_problem
+
+    from convexnn import results
+
+    spec_path, X, y = npz_problem(tmp_path)
+    monkeypatch.setattr(results, "COPY_DATA_BYTES", 10)  # every file is "too large"
+    spec = cn.load_spec(spec_path)
+    sol, ds = cn.solve_spec(spec)
+    out = cn.save(sol, tmp_path / "out" / "R", ds, spec=spec)
+    assert not (out / "certified-data").exists()
+    source = json.loads((out / "certificate.json").read_text())["spec"]["data"]["source"]
+    assert source == f"npz:{tmp_path / 'data' / 'train.npz'}"
+    with pytest.raises(cn.InvalidInputError, match="outside the result folder"):
+        cn.verify(out)
+    assert cn.verify(out, data_root=tmp_path / "data").valid
