@@ -333,3 +333,28 @@ def test_a_data_file_too_large_to_copy_is_verified_from_data_root(tmp_path, monk
     with pytest.raises(cn.InvalidInputError, match="outside the result folder"):
         cn.verify(out)
     assert cn.verify(out, data_root=tmp_path / "data").valid
+
+
+def test_scope_all_of_a_kernel_program_is_the_arrangement_itself(tmp_path):
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((12, 2)), rng.standard_normal(12)
+    full = cn.solve("mkl", X, y, patterns="all", mu_ratio=0.1)
+    out = cn.save(full, tmp_path / "all", (X, y))
+    res = cn.verify(out, (X, y))
+    line = next(c for c in res.checks if c.name == "global")
+    assert res.valid and line.ok
+    assert line.detail == f"the saved patterns are the {cn.enumerate_patterns(X).P} cells of " \
+                          "the arrangement of the data"
+    # a sampled set claimed as the arrangement
+    sampled = cn.solve("mkl", X, y, patterns=5, mu_ratio=0.1)
+    out = cn.save(sampled, tmp_path / "sampled", (X, y))
+
+    def claim(r):
+        r.update(scope="all")
+        r["patterns"]["scope"] = "all"
+
+    rewrite(out, edit=claim)
+    res = cn.verify(out, (X, y))
+    assert res.failed == ["global"], str(res)
+    assert "not the cells of the arrangement" in next(
+        c.detail for c in res.checks if c.name == "global")
