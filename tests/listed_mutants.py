@@ -41,6 +41,9 @@ MUTANTS = [
      "                               fallback=max(1000, 10 * data.P))\n",
      "                               fallback=max(1000, 10 * data.P))\n"
      "    cands = replace(cands.subset(np.arange(cands.P - 1)), scope=cands.scope)\n"),
+    ("the certificate of scope 'all' drops the primal's checks", "convexnn/global_check.py",
+     "tolerance=check.tolerance, scope=\"all\", checks=dict(check.checks))",
+     "tolerance=check.tolerance, scope=\"all\")"),
     ("global check ignores the cone violation", "convexnn/global_check.py",
      "passed = bool(rel <= tolerance and feasible and np.isfinite(objective))",
      "passed = bool(rel <= tolerance and np.isfinite(objective))"),
