@@ -59,6 +59,9 @@ _PUBLIC = {
     "available_solvers": "solvers",
     "load_spec": "spec",
     "solve_spec": "problems",
+    "sweep": "sweeping",
+    "SweepResult": "sweeping",
+    "load_sweep": "sweep_spec",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__"])

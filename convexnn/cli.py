@@ -298,6 +298,36 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeping import sweep
+
+    result = sweep(args.spec, args.out, scheduler=args.scheduler, workers=args.workers,
+                   force=args.force, retry_failed=args.retry_failed, uci_root=args.uci_root,
+                   log=_out)
+    rows = []
+    for m in result.models.to_dict("records"):
+        if m["datasets"]:
+            rows.append((str(m["model"]), f"mean test {m['metric']} {m['mean_test']:.4g} over "
+                                          f"{m['datasets']} data set(s); certified "
+                                          f"{m['certified']:.0%} at the selected values"))
+    _out(_table(rows + [
+        ("tasks", f"{result.tasks}: {result.ran} run now, {result.skipped} done before, "
+                  f"{result.failed} failed"),
+        ("time", f"{result.seconds:.1f} s on {result.where}"),
+        ("saved", f"{result.out}/ ({', '.join(result.files)}, runs/)"),
+    ]))
+    if result.failed:
+        print(f"{PROG}: {result.failed} of {result.tasks} tasks failed; their one-line errors "
+              f"are in {result.out}/results.csv (column error); --retry-failed runs them again",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 # parser and entry point
 # ---------------------------------------------------------------------------
 
@@ -365,6 +395,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="name the result sets")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME/)")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("sweep", parents=[common, uci], help="run data sets × models × a grid",
+                       description="Run every task of a sweep spec that has no record in DIR "
+                                   "yet (locally, or on a Dask cluster), then write "
+                                   "results.csv and the model-selection summary.")
+    p.add_argument("spec", metavar="SWEEP.toml", help="sweep spec (or a bundled name)")
+    p.add_argument("--out", metavar="DIR", help="sweep folder (default results/<stem>/)")
+    p.add_argument("--scheduler", metavar="ADDRESS|local|processes", default="processes",
+                   help="processes: a local process pool (default); local: a Dask "
+                        "LocalCluster on 127.0.0.1; tcp://HOST:8786: a running Dask scheduler")
+    p.add_argument("--workers", metavar="N", type=int,
+                   help="local worker processes (default: the available cores)")
+    p.add_argument("--force", action="store_true",
+                   help="accept a spec that differs from DIR/sweep.json")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the tasks recorded as failed again")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 
