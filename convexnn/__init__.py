@@ -59,6 +59,8 @@ _PUBLIC = {
     "available_solvers": "solvers",
     "load_spec": "spec",
     "solve_spec": "problems",
+    "TrainResult": "nonconvex",
+    "train_network": "nonconvex",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__"])
