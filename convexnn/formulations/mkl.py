@@ -73,6 +73,17 @@ Exact map to the group lasso (gated ReLU, §1): the optimum W* at λ solves MKL 
 μ = λ/Σ||w_i*||; conversely λ = μ Σ||w_i^MKL||; p_MKL(μ) = p_G(λ) − λ²/(2μ).
 """
 
+#: The programs in LaTeX (amsmath), shown by ``convexnn explain --latex`` / ``--markdown``.
+LATEX = (
+    r"p_{\mathrm{MKL}}(\mu) = \min_{\eta\in\Delta}\ \frac{\mu}{2}\,y^\top(K_\eta + \mu I)^{-1}y"
+    r" = \min_W\ \tfrac12\Big\lVert\sum_i D_iXw_i - y\Big\rVert_2^2"
+    r" + \frac{\mu}{2}\Big(\sum_i\lVert w_i\rVert_2\Big)^2",
+    r"p_{\mathrm{MKL}}(\mu) = \max_{z,\,s}\ y^\top z - \tfrac12\lVert z\rVert_2^2"
+    r" - \frac{s^2}{2\mu}\quad\text{s.t.}\quad \lVert X^\top D_iz\rVert_2 \le s\ \ \forall i",
+    r"\mu = \frac{\lambda}{\sum_i\lVert w_i^\star\rVert_2},\qquad"
+    r" p_{\mathrm{MKL}}(\mu) = p_G(\lambda) - \frac{\lambda^2}{2\mu}",
+)
+
 
 # ---------------------------------------------------------------------------
 # The certificate
@@ -294,6 +305,7 @@ class MKL(Formulation):
     reg_name = "mu"
     methods = {"ipm": "ipm", "reweight": "reweight"}
     math = MATH
+    latex = LATEX
     docs = "docs/math/mkl.md"
 
     def reg_max(self, data: ProblemData) -> float:
