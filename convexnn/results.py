@@ -299,7 +299,8 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
     Parameters
     ----------
     solution : Solution
-    directory : path
+        A solution from :func:`convexnn.solve` (or any method).
+    directory : str or path
         Created, or replaced when it holds a previous result (never a folder of other
         files). The replacement is atomic.
     data : Dataset or (X, y)
@@ -312,7 +313,8 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
     Returns
     -------
-    Path of the directory.
+    Path
+        The directory.
     """
     target = Path(directory)
     with atomic_directory(target) as tmp:

@@ -139,8 +139,10 @@ def solve(
     ----------
     formulation : str
         Registry name, e.g. ``"gated_relu"`` (``convexnn.formulations.REGISTRY``).
-    X : array (n, d)
-    y : array (n,) or (n, c)
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets (several columns: several outputs).
     patterns : Patterns, int, "all" or None
         Activation patterns: a :class:`Patterns` built on ``X`` (with its bias column if
         ``bias``), a number of Gaussian gates to sample (with ``seed``), ``"all"`` for
@@ -159,6 +161,12 @@ def solve(
         ``"auto"`` or a method the formulation offers (``REGISTRY[name].methods``:
         ``"ipm"`` the declarative cvxpy program; ``"fast"`` the structured solver;
         ``"reweight"``; ``"cholesky"``). ``"auto"`` picks by size.
+    seed : int or None, default 0
+        Seed of the sampled gates when ``patterns`` is a number (or None).
+    verbose : bool, default False
+        Show the solver's output.
+    progress : bool, default False
+        Show a progress bar (methods that iterate).
     solver_options : dict
         Passed to the solver, overriding accuracy defaults.
     memory_limit : int or str
