@@ -186,6 +186,17 @@ def solve(
     -------
     Solution
         With ``certificate`` computed in numpy from the returned point.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> sol = cn.solve("gated_relu", data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> sol.certificate.certified
+    True
+    >>> value = sol.network.objective(data.X, data.y, sol.lam)  # the network's training objective
+    >>> abs(value - sol.objective) <= 1e-8 * sol.objective      # equals the convex optimum
+    True
     """
     form = get_formulation(formulation)
     if form.reg_name == "mu" and ("mu" in options or "mu_ratio" in options):

@@ -778,6 +778,16 @@ def reweight(
         ``history`` (DataFrame), ``eta``, ``mu``, ``lam``, ``solution`` (the gated-ReLU
         Solution at ``lam`` with its network), ``certificate`` (simplex MKL at ``mu`` in
         μ mode, the group lasso at ``lam`` in λ mode) and ``finished_by``.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> res = cn.reweight(data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> res.certificate.certified
+    True
+    >>> bool(res.history.objective.is_monotonic_decreasing)  # from the NTK, downhill
+    True
     """
     if mu is not None and (lam is not None or lam_ratio is not None):
         raise InvalidInputError("give either mu or lam/lam_ratio, not both.")
