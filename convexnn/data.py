@@ -328,7 +328,7 @@ def uci_root(root: str | os.PathLike | None = None) -> Path:
     Looked up in order: the ``root`` argument (``--uci-root``), the ``CONVEXNN_UCI``
     environment variable, then ``uci/`` in the per-user data folder
     (:func:`user_data_dir`). The public archive of the collection (Fernández-Delgado et
-    al., JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from the README.
+    al., JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from ``docs/cli.md``.
     """
     if root is not None:
         where, how = Path(root).expanduser(), "--uci-root"

@@ -55,7 +55,8 @@ def accuracy(sol, X, y):
 
 for sol in (gated, relu):
     print(f"{sol.formulation:>10}: {sol.network.neurons} neurons, train accuracy "
-          f"{accuracy(sol, X_train, y_train):.3f}, test accuracy {accuracy(sol, X_test, y_test):.3f}")
+          f"{accuracy(sol, X_train, y_train):.3f}, "
+          f"test accuracy {accuracy(sol, X_test, y_test):.3f}")
 
 # %%
 # The certificates and the solutions
