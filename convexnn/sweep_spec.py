@@ -481,8 +481,21 @@ def parse_sweep(document: Mapping[str, Any], *, base_dir: Path | None = None,
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML sweep spec (relative data paths resolve against it); a
-    bare name (``"uci-small"``) is looked up among the bundled sweeps."""
+    """Read and validate a TOML sweep spec.
+
+    Parameters
+    ----------
+    path : str or Path
+        The spec file (relative data paths resolve against it), or the bare name of a
+        bundled sweep (``"uci-small"``, looked up in ``problems/sweeps/``).
+
+    Returns
+    -------
+    SweepSpec
+        The data sets, protocol, patterns, models with their grids, and solver; unknown
+        keys and values of the wrong type raise
+        :class:`~convexnn.errors.InvalidInputError` naming the key.
+    """
     p = Path(path).expanduser()
     if not p.exists() and not p.suffix:
         p = find_sweep(str(path)) or p
