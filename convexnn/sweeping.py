@@ -156,7 +156,7 @@ class _Processes:
             self._start()
             running: dict[Any, Task] = {}
             broken = False
-            executor = self.executor
+            executor, ended = self.executor, False
             try:
                 while (pending or running) and not broken and not self.aborted:
                     while pending and len(running) < self.workers:
@@ -171,14 +171,25 @@ class _Processes:
                             broken = True
                             continue
                         task = running.pop(fut)
+                        if exc is not None and not isinstance(exc, Exception):
+                            # a signal interrupted the worker (Ctrl-C before it could ignore
+                            # it): the task did not finish, which is not its failure
+                            pending.appendleft(task)
+                            deaths[task.key] += 1
+                            if deaths[task.key] >= MAX_DEATHS:
+                                pending.popleft()
+                                deliver(failed_record(task, "interrupted twice by a signal "
+                                                            f"({type(exc).__name__})"))
+                            continue
                         deliver(fut.result() if exc is None else failed_record(
                             task, one_line(f"{type(exc).__name__}: {exc}")))
+                ended = True
             except RuntimeError:
                 if self.aborted:  # the pool was shut down under us: the process is ending
                     return
                 raise
-            finally:
-                self._shutdown(kill=broken or self.aborted)
+            finally:  # an exception (Ctrl-C) kills the workers instead of waiting for them
+                self._shutdown(kill=broken or self.aborted or not ended)
             for fut, task in running.items():  # the pool broke under these tasks
                 if self.aborted:
                     return
@@ -199,7 +210,7 @@ class _Processes:
             return
         if kill:
             # Python ≥ 3.14 has terminate_workers(); before, the pool's process table
-            for proc in list(getattr(ex, "_processes", {}).values()):
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
                 with contextlib.suppress(Exception):
                     proc.terminate()
         ex.shutdown(wait=not kill, cancel_futures=True)

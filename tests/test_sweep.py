@@ -406,10 +406,7 @@ def test_an_interrupted_sweep_resumes_and_runs_every_task_once(tmp_path):
     assert proc.returncode == 143, err
     assert waited < 20 and "Traceback" not in err
     time.sleep(0.5)
-    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
-    assert not left.stdout.split() or all(  # only zombies the system reaps
-        "Z" in subprocess.run(["ps", "-o", "stat=", "-p", p], capture_output=True,
-                              text=True).stdout for p in left.stdout.split())
+    assert _live(proc.pid) == []  # no worker left behind
     before = _history(out)
     done = len(list((out / "runs").glob("*.json")))
     assert done == len(before) and 2 <= done < 16
@@ -421,6 +418,81 @@ def test_an_interrupted_sweep_resumes_and_runs_every_task_once(tmp_path):
     assert len({h["run_id"] for h in history}) == 2
     fresh = cn.sweep(path, tmp_path / "fresh", scheduler="serial")
     pd.testing.assert_frame_equal(without_timing(res.table), without_timing(fresh.table))
+
+
+def _live(group: int) -> list[str]:
+    """Processes of a process group that are not zombies (those the system reaps)."""
+    found = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True)
+    return [p for p in found.stdout.split() if "Z" not in subprocess.run(
+        ["ps", "-o", "stat=", "-p", p], capture_output=True, text=True).stdout]
+
+
+LONG = """\
+[data]
+sources = ["synthetic:planted_relu"]
+n = 400
+d = 10
+
+[protocol]
+folds = 2
+
+[patterns]
+count = 300
+
+[[model]]
+formulation = "relu"
+method = "ipm"
+lam_ratios = [0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.003, 0.002]
+"""
+
+SCRIPT = """
+import sys
+import convexnn as cn
+
+if __name__ == "__main__":
+    try:
+        cn.sweep(sys.argv[1], sys.argv[2], workers=2)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("target", ["parent", "group"])
+def test_ctrl_c_in_python_stops_the_workers_at_once(tmp_path, target):
+    """SIGINT while convexnn.sweep runs in the main thread — to the parent alone, or to
+    the whole process group as Ctrl-C in a terminal sends it: KeyboardInterrupt reaches
+    the caller within seconds (the workers are stopped, not waited for), no worker lives
+    on, and no task is recorded as failed for it."""
+    path = small_spec(tmp_path, LONG)  # tasks of a minute or more
+    script = write_spec(tmp_path / "run.py", SCRIPT)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, str(script), str(path), str(out)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and len(_live(proc.pid)) < 3:
+            time.sleep(0.1)  # the parent and its two workers are up
+        time.sleep(4.0)  # the workers are inside their first (minute-long) tasks
+        assert proc.poll() is None
+        sent = time.monotonic()
+        if target == "group":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
+        stdout, err = proc.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted" in stdout, err
+    assert waited < 10
+    time.sleep(0.5)
+    assert _live(proc.pid) == []
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert all(r["status"] == "ok" for r in records)
 
 
 @needs_uci
