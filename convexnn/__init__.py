@@ -58,6 +58,14 @@ _PUBLIC = {
     "InaccurateSolutionWarning": "solvers",
     "available_solvers": "solvers",
     "load_spec": "spec",
+    "GatedReLURegressor": "estimators",
+    "GatedReLUClassifier": "estimators",
+    "ReLURegressor": "estimators",
+    "ReLUClassifier": "estimators",
+    "NTKRegressor": "estimators",
+    "NTKClassifier": "estimators",
+    "OptimalKernelRegressor": "estimators",
+    "OptimalKernelClassifier": "estimators",
     "solve_spec": "problems",
 }
 
