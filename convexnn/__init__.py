@@ -60,6 +60,8 @@ _PUBLIC = {
     "load_spec": "spec",
     "GatedReLURegressor": "estimators",
     "GatedReLUClassifier": "estimators",
+    "GatedReLURegressorCV": "estimators",
+    "GatedReLUClassifierCV": "estimators",
     "ReLURegressor": "estimators",
     "ReLUClassifier": "estimators",
     "NTKRegressor": "estimators",

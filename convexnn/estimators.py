@@ -1,9 +1,11 @@
 """scikit-learn estimators for every model, each with the numpy certificate of its fit.
 
-Eight estimators, a regressor and a classifier per model:
+A regressor and a classifier per model:
 
 ==========================================  ==========================================
 ``GatedReLURegressor`` / ``…Classifier``    the certified group lasso (``gated_relu``)
+``GatedReLURegressorCV`` / ``…ClassifierCV``  the same, λ chosen by cross-validation on
+                                            a warm-started path (like ``LassoCV``)
 ``ReLURegressor`` / ``…Classifier``         the certified cone-constrained group lasso
 ``NTKRegressor`` / ``…Classifier``          NTK kernel ridge: the analytic infinite-width
                                             kernel, or ``K_p`` over the sampled patterns
@@ -40,6 +42,8 @@ import numpy as np
 import scipy.linalg as sla
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -52,6 +56,7 @@ from .kernels import kernel_ridge, mu_scale, ntk_gram
 from .methods import reweight as reweight_method
 from .networks import prune_threshold
 from .ops import forward, group_norms, masked_gram
+from .path import solve_path
 from .problem import prepare
 from .solution import Solution
 from .solvers import resolve_solver
@@ -63,6 +68,8 @@ from .validation import seed as check_seed
 __all__ = [
     "GatedReLURegressor",
     "GatedReLUClassifier",
+    "GatedReLURegressorCV",
+    "GatedReLUClassifierCV",
     "ReLURegressor",
     "ReLUClassifier",
     "NTKRegressor",
@@ -263,6 +270,15 @@ class _Regressor(RegressorMixin, _Model):
         tags.target_tags.multi_output = True
         return tags
 
+    @staticmethod
+    def _fold_score(Y: np.ndarray, S: np.ndarray) -> float:
+        """R² of scores ``S`` (m, c) against targets (averaged over the outputs)."""
+        return float(r2_score(Y.reshape(S.shape), S))
+
+    @staticmethod
+    def _strata(Y: np.ndarray) -> None:
+        return None
+
     def fit(self, X: Any, y: Any, **fit_params: Any) -> _Regressor:
         """Solve and certify the model on ``X`` (n, d) and ``y`` (n,) or (n, c).
 
@@ -301,6 +317,21 @@ class _Classifier(ClassifierMixin, _Model):
         Y[np.arange(y.shape[0]), codes] = 1.0
         return Y
 
+    @staticmethod
+    def _codes(Y: np.ndarray) -> np.ndarray:
+        """Class index of ±1 targets or scores: the sign (one column) or the argmax."""
+        Y = Y.reshape(Y.shape[0], -1)
+        return (Y[:, 0] > 0).astype(np.int64) if Y.shape[1] == 1 else Y.argmax(axis=1)
+
+    @classmethod
+    def _fold_score(cls, Y: np.ndarray, S: np.ndarray) -> float:
+        """Accuracy of scores ``S`` (m, c) against ±1 targets."""
+        return float(np.mean(cls._codes(S) == cls._codes(Y)))
+
+    @classmethod
+    def _strata(cls, Y: np.ndarray) -> np.ndarray:
+        return cls._codes(Y)
+
     def fit(self, X: Any, y: Any, **fit_params: Any) -> _Classifier:
         """Solve and certify the model on ``X`` (n, d) and class labels ``y`` (n,).
 
@@ -331,9 +362,8 @@ class _Classifier(ClassifierMixin, _Model):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels: the sign (two classes) or the argmax of :meth:`decision_function`."""
-        scores = self.decision_function(X)
-        index = (scores > 0).astype(np.int64) if scores.ndim == 1 else scores.argmax(axis=1)
-        return self.classes_[index]
+        scores = self.decision_function(X)  # checks that the estimator is fitted
+        return self.classes_[self._codes(scores)]
 
 
 # ---------------------------------------------------------------------------
@@ -361,11 +391,16 @@ class _NetworkModel(_Model):
         self.options = options
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, single: bool) -> None:
+        name, value = _one_of({"lam": self.lam, "lam_ratio": self.lam_ratio},
+                              ("lam_ratio", DEFAULT_LAM_RATIO))
+        self._fit_network(X, Y, single, name, value)
+
+    def _fit_network(self, X: np.ndarray, Y: np.ndarray, single: bool, name: str,
+                     value: float) -> None:
+        """Solve at ``lam`` or ``lam_ratio`` (``name``) and set the fitted attributes."""
         form = get_formulation(self._formulation)
         data = prepare(X, Y, patterns=self.patterns, bias=self.bias,
                        seed=_seed(self.random_state))
-        name, value = _one_of({"lam": self.lam, "lam_ratio": self.lam_ratio},
-                              ("lam_ratio", DEFAULT_LAM_RATIO))
         reg = form.resolve_reg(data, value, None) if name == "lam" else \
             form.resolve_reg(data, None, value)
         sol = solve_data(form, data, reg, solver=self.solver, tol=self.tol, method=self.method,
@@ -466,6 +501,98 @@ class ReLUClassifier(_Classifier, _ReLUModel):
     Trained on ±1 targets with the squared loss; predicts the sign or the argmax of
     :meth:`decision_function`, the network's output ``Σ_i (zᵀv_i)_+ − (zᵀu_i)_+``.
     """ + _NETWORK_DOC.format(net="ReLUNetwork")
+
+
+#: ``lam_ratios`` of the cross-validated models when none are given.
+DEFAULT_CV_RATIOS = tuple(np.geomspace(1.0, 0.01, 10))
+
+
+class _GatedPathModel(_GatedModel):
+    """The gated-ReLU network with λ chosen by K-fold cross-validation along a
+    warm-started path of ``lam_ratios`` (:func:`convexnn.solve_path`), then refitted."""
+
+    def __init__(self, lam_ratios: Any = None, cv: Any = 5, patterns: Any = 100,
+                 bias: bool = True, solver: str = "clarabel", tol: float = 1e-6,
+                 method: str = "auto", random_state: Any = 0,
+                 options: dict[str, Any] | None = None):
+        self.lam_ratios = lam_ratios
+        self.cv = cv
+        self.patterns = patterns
+        self.bias = bias
+        self.solver = solver
+        self.tol = tol
+        self.method = method
+        self.random_state = random_state
+        self.options = options
+
+    def _ratios(self) -> np.ndarray:
+        ratios = np.asarray(DEFAULT_CV_RATIOS if self.lam_ratios is None else self.lam_ratios,
+                            dtype=np.float64)
+        if ratios.ndim != 1 or ratios.size == 0 or not np.all(np.isfinite(ratios)) \
+                or np.any(ratios <= 0):
+            raise InvalidInputError("lam_ratios must be a non-empty 1-D sequence of positive "
+                                    f"numbers (λ / λ_max); got {self.lam_ratios!r}.")
+        return ratios
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray, single: bool) -> None:
+        ratios = self._ratios()
+        strata = self._strata(Y)
+        splitter = check_cv(self.cv, strata, classifier=strata is not None)
+        folds = list(splitter.split(X, strata))
+        scores = np.empty((ratios.size, len(folds)))
+        for k, (train, test) in enumerate(folds):
+            if not np.any(Y[train]):  # zero targets: w = 0 is optimal at every λ
+                scores[:, k] = self._fold_score(Y[test], np.zeros((test.size, Y[0].size)))
+                continue
+            path = solve_path(self._formulation, X[train], Y[train], patterns=self.patterns,
+                              lam_ratios=ratios, bias=self.bias, solver=self.solver,
+                              tol=self.tol, method=self.method,
+                              seed=_seed(self.random_state), **_options(self.options))
+            for j, sol in enumerate(path.solutions):
+                scores[j, k] = self._fold_score(Y[test], _gated_scores(sol, X[test]))
+        mean = scores.mean(axis=1)
+        tied = np.flatnonzero(mean >= mean.max() - 1e-12)
+        best = int(tied[np.argmax(ratios[tied])])  # among ties, the largest λ
+        self.lam_ratios_, self.cv_scores_ = ratios, scores
+        self.lam_ratio_ = float(ratios[best])
+        self._fit_network(X, Y, single, "lam_ratio", self.lam_ratio_)
+
+
+_CV_DOC = """
+    Each of the ``cv`` folds solves the group lasso along ``lam_ratios`` with warm starts
+    (:func:`convexnn.solve_path`; every solution certified), scores it on the held-out
+    fold ({score}), and the ratio with the best mean score (the largest among ties) is
+    refitted on all the data, like scikit-learn's ``LassoCV``.
+
+    Parameters
+    ----------
+    lam_ratios : sequence of float, optional
+        Values of ``λ / λ_max`` (of each training fold); default 10 values from 1 to 0.01.
+    cv : int, cross-validation generator or iterable, default 5
+        As in scikit-learn (:func:`~sklearn.model_selection.check_cv`{strat}).
+    patterns, bias, solver, tol, method, random_state, options
+        As for :class:`GatedReLURegressor` (``options`` go to every solve).
+
+    Attributes
+    ----------
+    lam_ratio_ : float
+        The chosen ratio; ``lam_`` the λ it resolves to on all the data.
+    lam_ratios_ : ndarray (r,)
+    cv_scores_ : ndarray (r, folds)
+        Held-out score of every ratio on every fold.
+    solution_, certificate_, network_, patterns_, lam_
+        Of the refit, as for :class:`GatedReLURegressor`.
+"""
+
+
+class GatedReLURegressorCV(_Regressor, _GatedPathModel):
+    __doc__ = """Certified gated-ReLU regressor with λ chosen by cross-validation.
+    """ + _CV_DOC.format(score="R²", strat="")
+
+
+class GatedReLUClassifierCV(_Classifier, _GatedPathModel):
+    __doc__ = """Certified gated-ReLU classifier with λ chosen by cross-validation.
+    """ + _CV_DOC.format(score="accuracy", strat=": stratified folds for an integer")
 
 
 class _NTKModel(_Model):

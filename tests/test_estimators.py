@@ -37,6 +37,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_estimators_cv
 ESTIMATORS = [
     cn.GatedReLURegressor(patterns=10),
     cn.GatedReLUClassifier(patterns=10),
+    cn.GatedReLURegressorCV(patterns=10, lam_ratios=[0.3, 0.1], cv=2),
+    cn.GatedReLUClassifierCV(patterns=10, lam_ratios=[0.3, 0.1], cv=2),
     cn.ReLURegressor(patterns=10),
     cn.ReLUClassifier(patterns=10),
     cn.NTKRegressor(),
@@ -202,6 +204,26 @@ def test_grid_search_over_lam_ratio_in_a_pipeline():
     np.testing.assert_array_equal(search.predict(X), refit.predict(X))
     assert search.best_estimator_[-1].lam_ == pytest.approx(refit[-1].lam_, rel=1e-12)
     assert search.best_estimator_[-1].certificate_.certified
+
+
+def test_cv_estimator_scores_every_ratio_as_cross_val_score_does(wine):
+    """``GatedReLUClassifierCV`` (one warm-started path per fold) scores each ratio as
+    scikit-learn's ``cross_val_score`` scores independent fits at that ratio."""
+    X, y = wine
+    ratios = [0.5, 0.1, 0.02]
+    cv = StratifiedKFold(3, shuffle=True, random_state=1)
+    est = cn.GatedReLUClassifierCV(lam_ratios=ratios, cv=cv, patterns=12,
+                                   method="fast").fit(X, y)
+    for j, r in enumerate(ratios):
+        single = cn.GatedReLUClassifier(lam_ratio=r, patterns=12, method="ipm")
+        np.testing.assert_array_equal(est.cv_scores_[j], cross_val_score(single, X, y, cv=cv))
+    mean = est.cv_scores_.mean(axis=1)
+    assert est.lam_ratio_ == max(r for r, m in zip(ratios, mean, strict=True)
+                                 if m == mean.max())
+    refit = cn.GatedReLUClassifier(lam_ratio=est.lam_ratio_, patterns=12).fit(X, y)
+    assert est.lam_ == pytest.approx(refit.lam_, rel=1e-12)
+    np.testing.assert_allclose(est.decision_function(X), refit.decision_function(X),
+                               atol=1e-5)
 
 
 def test_clone_and_pickle(wine):
