@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from convexnn.export import write_bytes_atomic  # noqa: E402
+from convexnn.files import write_bytes_atomic  # noqa: E402
 
 
 def parse_sizes(text: str) -> list[tuple[int, int, int]]:
@@ -29,6 +29,15 @@ def fmt(x: float | None, spec: str = ".3f") -> str:
     if x is None or (isinstance(x, float) and x != x) or x in (float("inf"), float("-inf")):
         return "—"
     return format(x, spec)
+
+
+def new_report_path(stem: str) -> Path:
+    """Where a report goes unless ``--out`` names a file: a new, time-stamped file under
+    ``results/`` (the committed reports are replaced only when asked for by name)."""
+    import datetime as _dt
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return ROOT / "results" / f"{stem}-{stamp}.md"
 
 
 def write_text(path: Path, text: str) -> None:

@@ -97,43 +97,43 @@ def _spec_path(arg: str) -> Path:
     return p
 
 
+def _progress_mode(args: argparse.Namespace) -> str:
+    return "quiet" if args.quiet else "verbose" if args.verbose else "auto"
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .files import check_output_dir
+    import dataclasses
+    import json
+
+    from .files import CERTIFICATE_FILE, check_output_dir
     from .problems import solve_spec
+    from .report import describe, verify_command
     from .results import save
+    from .solvers import resolve_solver
     from .spec import load_spec
 
     spec = load_spec(_spec_path(args.spec))
-    out = Path(args.out) if args.out else Path("results") / spec.name
-    check_output_dir(out)  # refuse a bad --out before spending the solve
-    sol, ds = solve_spec(spec, solver=args.solver, uci_root=args.uci_root,
-                         verbose=args.verbose)
+    if args.solver or args.method:  # the spec recorded with the result is what ran
+        spec = dataclasses.replace(spec, solver=dataclasses.replace(
+            spec.solver, name=args.solver or spec.solver.name,
+            method=args.method or spec.solver.method))
+    out = check_output_dir(Path(args.out) if args.out else Path("results") / spec.name)
+    sol, ds = solve_spec(spec, uci_root=args.uci_root, verbose=args.verbose,
+                         progress=_progress_mode(args))
     save(sol, out, ds, spec=spec)
+    rec = json.loads((out / CERTIFICATE_FILE).read_text(encoding="utf-8"))
     cert = sol.certificate
-    reg = sol.reg_name
-    ratio = spec.model.reg_ratio
-    reg_s = f"{sol.reg:.6g}" + (f" ({reg}_ratio {ratio:g} × {reg}_max)" if ratio else "")
-    neurons = getattr(sol.network, "neurons", None)
-    t = sol.timings
     verdict = ("CERTIFIED" if cert.certified else "NOT CERTIFIED") + (
         " — global optimum (all patterns)" if cert.scope == "all" and cert.certified else
         " — optimal among the sampled patterns" if cert.certified else "")
-    rows = [
-        ("problem", f"{spec.name} ({spec.path})"),
-        ("data", f"{ds.name}: n={sol.n}, d={sol.d}, outputs={sol.outputs}, bias={sol.bias}"),
-        ("formulation", sol.formulation),
-        ("patterns", f"{sol.patterns.P} ({sol.patterns.method}, scope {cert.scope})"),
-        (reg, reg_s),
-        ("solver", f"{sol.solver} ({sol.method}), status {sol.status}"),
-        ("objective", f"{cert.objective:.12g}"),
-        ("dual objective", f"{cert.dual_objective:.12g}"),
-        ("relative gap", f"{cert.relative_gap:.3e} (tolerance {cert.tolerance:.0e})"),
-        ("certificate", verdict + (f"; failed: {list(cert.failed)}" if cert.failed else "")),
-        ("network", "none" if neurons is None else f"{neurons} neurons"),
-        ("time", f"build {t['build_s']:.3f} s, solve {t['solve_s']:.3f} s, "
-                 f"certify {t['certify_s']:.3f} s"),
-        ("saved", f"{out}/ (certificate.json, solution.npz, summary.md)"),
-    ]
+    rows = [("problem", f"{spec.name} ({spec.path})"), *describe(rec),
+            ("certificate", verdict + (f"; failed: {list(cert.failed)}" if cert.failed else "")),
+            ("saved", f"{out}/ (certificate.json, solution.npz, summary.md)"),
+            ("verify with", verify_command(rec, str(out)))]
+    requested = resolve_solver(spec.solver.name)
+    if requested not in str(sol.solver):
+        rows.insert(-2, ("note", f"the requested solver {requested} was not used: method "
+                                 f"{sol.method!r} solved this in {sol.solver}"))
     _out(_table(rows))
     if args.require_certified and not cert.certified:
         print(f"{PROG}: not certified: relative gap {cert.relative_gap:.3e} > tolerance "
@@ -290,10 +290,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise InvalidInputError("name a result set (convexnn reproduce --list shows them).")
         _out(_table([(r.name, r.description) for r in REPRODUCTIONS.values()]))
         return EXIT_OK
-    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root)
-    _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", [])))
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] \
+        if args.datasets else None
+    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root, datasets=datasets,
+                            quick=args.quick, scheduler=args.scheduler, workers=args.workers)
+    _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", []))
+         + " (and reproduce.json: what ran, with which version, how long)")
     if "figures" in notes:
         _out(f"  figures {notes['figures']}")
+    if notes.get("skipped"):
+        _out(f"  SKIPPED: {', '.join(notes['skipped'])} (see the note column of the table)")
     return EXIT_OK
 
 
@@ -322,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     uci = argparse.ArgumentParser(add_help=False)
     uci.add_argument("--uci-root", metavar="PATH", default=None,
                      help="folder of the UCI collection (default: $CONVEXNN_UCI, then "
-                          "../shared/data/uci)")
+                          "uci/ in the per-user data folder, ~/.local/share/convexnn/uci "
+                          "on Linux)")
 
     p = sub.add_parser("solve", parents=[common, uci], help="solve a TOML problem spec",
                        description="Solve a problem spec, certify it in numpy and save "
@@ -330,9 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC.toml", help="problem spec (or a bundled name)")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/<stem>/)")
     p.add_argument("--solver", metavar="NAME", help="override [solver] name")
+    p.add_argument("--method", metavar="METHOD",
+                   help="override [solver] method (auto, ipm, fast, …: convexnn list)")
     p.add_argument("--require-certified", action="store_true",
                    help="exit 3 when the certificate misses its tolerance")
-    p.add_argument("--verbose", action="store_true", help="show the solver's output")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the solver's output and a progress line per update")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (by default one is shown on a terminal)")
     p.set_defaults(func=_cmd_solve)
 
     p = sub.add_parser("verify", parents=[common, uci], help="re-derive a saved certificate",
@@ -364,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", nargs="?")
     p.add_argument("--list", action="store_true", help="name the result sets")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME/)")
+    p.add_argument("--quick", action="store_true",
+                   help="the small version of the set (minutes; used by the tests and CI)")
+    p.add_argument("--datasets", metavar="A,B,C",
+                   help="UCI data sets to use (default: every one found)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="sweep engine: 'local' (default), 'processes' or a Dask scheduler "
+                        "address tcp://HOST:8786")
+    p.add_argument("--workers", metavar="N", type=int, help="sweep engine: local workers")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

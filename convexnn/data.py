@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -250,30 +251,39 @@ def load_sklearn(name: str) -> Dataset:
                    meta={"source": f"sklearn:{name}"})
 
 
-def uci_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding the UCI collection.
-
-    Looked up in order: the ``root`` argument, the ``CONVEXNN_UCI`` environment
-    variable, then ``../shared/data/uci`` next to the current directory or the
-    package checkout. The public archive of the collection (Fernández-Delgado et al.,
-    JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from the README.
-    """
-    candidates: list[Path] = []
-    if root is not None:
-        candidates.append(Path(root).expanduser())
-    elif os.environ.get(UCI_ENV):
-        candidates.append(Path(os.environ[UCI_ENV]).expanduser())
+def user_data_dir() -> Path:
+    """convexnn's per-user data folder: ``$XDG_DATA_HOME/convexnn`` (default
+    ``~/.local/share/convexnn``) on Linux, ``~/Library/Application Support/convexnn`` on
+    macOS, ``%LOCALAPPDATA%\\convexnn`` on Windows."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     else:
-        here = Path(__file__).resolve().parent.parent
-        candidates += [Path.cwd() / ".." / "shared" / "data" / "uci",
-                       here / ".." / "shared" / "data" / "uci"]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    where = ", ".join(str(c) for c in candidates)
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "convexnn"
+
+
+def uci_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding the UCI collection (``<name>/<name>_R.dat`` files).
+
+    Looked up in order: the ``root`` argument (``--uci-root``), the ``CONVEXNN_UCI``
+    environment variable, then ``uci/`` in the per-user data folder
+    (:func:`user_data_dir`). The public archive of the collection (Fernández-Delgado et
+    al., JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from the README.
+    """
+    if root is not None:
+        where, how = Path(root).expanduser(), "--uci-root"
+    elif os.environ.get(UCI_ENV):
+        where, how = Path(os.environ[UCI_ENV]).expanduser(), f"${UCI_ENV}"
+    else:
+        where, how = user_data_dir() / "uci", "the default location"
+    if where.is_dir():
+        return where.resolve()
     raise InvalidInputError(
-        f"UCI data folder not found (looked in: {where}). Pass --uci-root / root=PATH or set "
-        f"{UCI_ENV}=PATH to a folder holding <name>/<name>_R.dat files."
+        f"UCI collection not found at {where} ({how}). Unpack the archive (see the README) "
+        f"and point convexnn at the folder holding <name>/<name>_R.dat: --uci-root PATH, "
+        f"or {UCI_ENV}=PATH, or put it at {user_data_dir() / 'uci'}."
     )
 
 

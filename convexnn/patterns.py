@@ -57,9 +57,14 @@ class Patterns:
     draws : int
         Number of gates drawn in total, including those whose pattern was all-zero
         and dropped; ``counts / draws`` is the Monte Carlo pattern frequency.
-    method : {"sample", "gates", "enumerate"}
+    method : {"sample", "gates", "enumerate", "augmented"}
+        How the set was made: Gaussian gates, given gates, every cell of the arrangement,
+        or a working set grown by pattern augmentation (``solve(..., augment=True)``).
     scope : {"sampled", "all"}
-        ``"all"`` when every cell of the arrangement is present.
+        ``"all"`` when every cell of the arrangement is present. This describes the pattern
+        set; what a *solution* is optimal among is its certificate's scope — an augmented
+        working set (scope ``"sampled"``) can carry a certificate of scope ``"all"`` when the
+        check over every pattern of the arrangement passed.
     probabilities : ndarray or None
         Exact Gaussian probability of each pattern when known (d ≤ 2 enumeration).
         Not renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).

@@ -61,7 +61,7 @@ class SolveOptions:
     method: str = "ipm"
     verbose: bool = False
     solver_options: Mapping[str, Any] = field(default_factory=dict)
-    progress: bool = False
+    progress: str = "quiet"  # a convexnn.progress mode
     memory_limit: Any = None
     method_options: Options = field(default_factory=NoOptions)
     form_options: Options = field(default_factory=NoOptions)

@@ -654,7 +654,7 @@ def _run(data: ProblemData, mode: str, reg: float, opts: Options, tol: float, pr
     finally:
         bar.close()
     solve_s = time.perf_counter() - clock - build_s
-    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight", progress=progress)
+    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight")
     info: dict[str, Any] = {"iterations": trace.updates, "start": label, "mode": mode,
                             "finish": finish, "threads": threads}
     if done is not None:
@@ -792,14 +792,15 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions)
     opts = options.method_options if isinstance(options.method_options, Options) else Options()
     if form.reg_name == "mu":
         res = reweight_data(data, mu=reg, options=opts, tol=options.tol,
-                            progress=options.progress, solver=options.solver)
+                            progress=options.progress != "quiet", solver=options.solver)
         return form.make_solution(
             data, reg, {"W": res.weights, "eta": res.eta}, options, status=res.status,
             solver="numpy", method="reweight", build_s=0.0, solve_s=res.seconds,
             dual={"z": res.dual}, info={"iterations": res.iterations, "lam": res.lam},
         )
-    return reweight_data(data, lam=reg, options=opts, tol=options.tol, progress=options.progress,
-                         solver=options.solver, form=form).solution
+    return reweight_data(data, lam=reg, options=opts, tol=options.tol,
+                         progress=options.progress != "quiet", solver=options.solver,
+                         form=form).solution
 
 
 REWEIGHT = GatedReLUReweight()
