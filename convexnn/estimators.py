@@ -2,16 +2,14 @@
 
 A regressor and a classifier per model:
 
-==========================================  ==========================================
-``GatedReLURegressor`` / ``…Classifier``    the certified group lasso (``gated_relu``)
-``GatedReLURegressorCV`` / ``…ClassifierCV``  the same, λ chosen by cross-validation on
-                                            a warm-started path (like ``LassoCV``)
-``ReLURegressor`` / ``…Classifier``         the certified cone-constrained group lasso
-``NTKRegressor`` / ``…Classifier``          NTK kernel ridge: the analytic infinite-width
-                                            kernel, or ``K_p`` over the sampled patterns
-``OptimalKernelRegressor`` / ``…Classifier``  the optimal MKL kernel found by reweighting
-                                            from the NTK weights
-==========================================  ==========================================
+* ``GatedReLURegressor`` / ``GatedReLUClassifier`` — the certified group lasso
+  (``gated_relu``); ``GatedReLURegressorCV`` / ``GatedReLUClassifierCV`` choose its λ by
+  cross-validation on a warm-started path (like ``LassoCV``);
+* ``ReLURegressor`` / ``ReLUClassifier`` — the certified cone-constrained group lasso;
+* ``NTKRegressor`` / ``NTKClassifier`` — NTK kernel ridge: the analytic infinite-width
+  kernel, or ``K_p`` over the sampled patterns;
+* ``OptimalKernelRegressor`` / ``OptimalKernelClassifier`` — kernel ridge with the optimal
+  MKL kernel, found by reweighting from the NTK weights.
 
 They fit with :func:`convexnn.solve` / :func:`convexnn.reweight` and predict on new points
 through the stored gates: a new point ``z`` gets the pattern ``1[zᵀg_i ≥ 0]`` of every
@@ -19,6 +17,7 @@ stored gate (:meth:`~convexnn.patterns.Patterns.masks_for`), so the gated models
 
     f(z) = Σ_i 1[zᵀg_i ≥ 0] zᵀW_i                     (W the certified weights)
 
+the ReLU models ``f(z) = Σ_i (zᵀv_i)₊ − (zᵀu_i)₊`` (a ReLU neuron is its own gate),
 and the kernel models ``f(z) = K(z, X) α`` with ``α = (K + μI)⁻¹Y`` and the cross kernel
 :func:`~convexnn.kernels.ntk_gram` ``(X, Z)`` (analytic NTK) or
 :func:`~convexnn.ops.masked_gram` ``(Z Xᵀ) ∘ (M_Z diag(η) Mᵀ)`` (pattern kernels).
@@ -54,7 +53,7 @@ from .errors import InvalidInputError
 from .formulations import get_formulation
 from .kernels import kernel_ridge, mu_scale, ntk_gram
 from .methods import reweight as reweight_method
-from .networks import prune_threshold
+from .networks import PRUNE_RATIO, prune_threshold
 from .ops import forward, group_norms, masked_gram
 from .path import solve_path
 from .problem import prepare
@@ -62,7 +61,7 @@ from .solution import Solution
 from .solvers import resolve_solver
 from .solving import solve_data
 from .threads import blas_threads
-from .validation import choice, positive
+from .validation import boolean, choice, positive, tolerance
 from .validation import seed as check_seed
 
 __all__ = [
@@ -119,15 +118,17 @@ def _one_of(values: dict[str, Any], default: tuple[str, float]) -> tuple[str, fl
     return next(iter(given.items())) if given else default
 
 
-def _gated_scores(solution: Solution, Z: np.ndarray) -> np.ndarray:
+def _gated_scores(solution: Solution, Z: np.ndarray, prune: float = PRUNE_RATIO
+                  ) -> np.ndarray:
     """``Σ_i 1[zᵀg_i ≥ 0] zᵀW_i`` (m, c): the convex model on new points through its gates.
 
-    Groups with ``||W_i|| ≤ 1e-6 · max_j ||W_j||`` are left out, as in the recovered
+    Groups with ``||W_i|| ≤ prune · max_j ||W_j||`` are left out, as in the recovered
     network (:data:`~convexnn.networks.PRUNE_RATIO`): they are solver noise, and on a
     point no kept gate activates the score is then exactly 0, not the sign of noise.
+    (The NTK's closed-form kernel ridge is dense and noise-free: ``prune=0``.)
     """
     W = solution.weights["W"]
-    keep = group_norms(W) > prune_threshold(W)
+    keep = group_norms(W) > prune_threshold(W, ratio=prune)
     Zb = add_bias(Z) if solution.bias else Z
     M = solution.patterns.masks_for(Zb)
     return forward(Zb, M[:, keep], W[keep])
@@ -631,7 +632,8 @@ class _NTKModel(_Model):
             self.X_fit_ = self.dual_coef_ = None
             _warn_uncertified(self, sol.certificate, _SOLVE_REMEDY)
             return
-        Xb = add_bias(X) if self.bias else X
+        tol = tolerance(self.tol)
+        Xb = add_bias(X) if boolean(self.bias, "bias") else X
         Y2 = Y.reshape(Y.shape[0], -1)
         mu = positive(value, "mu") if name == "mu" else \
             positive(value, "mu_ratio") * mu_scale(Xb)
@@ -640,8 +642,7 @@ class _NTKModel(_Model):
                                     "zero; give mu explicitly.")
         K = ntk_gram(Xb)
         alpha = _cholesky(K.copy(), Y2, mu)
-        self.certificate_ = analytic_kernel_ridge_certificate(K, Y2, alpha, mu,
-                                                              tolerance=self.tol)
+        self.certificate_ = analytic_kernel_ridge_certificate(K, Y2, alpha, mu, tolerance=tol)
         self.X_fit_, self.dual_coef_, self.mu_ = X, alpha, mu
         self.solution_ = self.network_ = self.patterns_ = None
         _warn_uncertified(self, self.certificate_, "Raise mu or mu_ratio (the kernel system "
@@ -649,7 +650,7 @@ class _NTKModel(_Model):
 
     def _scores(self, Z: np.ndarray) -> np.ndarray:
         if self.solution_ is not None:
-            return _gated_scores(self.solution_, Z)
+            return _gated_scores(self.solution_, Z, prune=0.0)
         return ntk_gram(self.X_fit_, Z, bias=self.bias) @ self.dual_coef_
 
 

@@ -314,6 +314,8 @@ def test_bad_parameters_name_the_argument():
         cn.GatedReLURegressor(options="fast").fit(ds.X, ds.y)
     with pytest.raises(InvalidInputError, match="unexpected option"):
         cn.GatedReLURegressor(options={"nonsense": 1}).fit(ds.X, ds.y)
+    with pytest.raises(InvalidInputError, match="tol"):
+        cn.NTKRegressor(tol=2.0).fit(ds.X, ds.y)
     with pytest.raises(InvalidInputError, match="random_state"):
         cn.GatedReLURegressor(random_state=-1).fit(ds.X, ds.y)
 
