@@ -762,7 +762,9 @@ _OPTIMAL_DOC = """
     kernel ridge with it: ``f(z) = K_η(z, X) α``, ``α = (K_η + μI)⁻¹Y``, the cross kernel
     ``(Z Xᵀ) ∘ (M_Z diag(η) Mᵀ)`` with the patterns ``M_Z`` of the new points under the
     stored gates. By the exact λ ↔ μ map its predictions equal those of the certified
-    gated-ReLU network at ``λ = μ Σ_i ||W_i||`` (``network_``).
+    gated-ReLU network at ``λ = μ Σ_i ||W_i||`` (``network_``) — to the accuracy with which
+    the certified weights satisfy their optimality conditions (about 1e-9 at ``tol=1e-8``,
+    1e-8 at the default; the gap bounds the objective, not that residual).
 
     Parameters
     ----------

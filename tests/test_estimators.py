@@ -86,7 +86,7 @@ def wine():
     (cn.GatedReLUClassifier, {"patterns": 50}),
     (cn.ReLUClassifier, {"patterns": 10, "method": "fast"}),
     (cn.NTKClassifier, {"kernel": "patterns", "patterns": 50}),
-    (cn.OptimalKernelClassifier, {"patterns": 50}),
+    (cn.OptimalKernelClassifier, {"patterns": 50, "tol": 1e-8}),
 ])
 def test_predictions_equal_the_recovered_network_on_test_points(cancer, cls, kwargs):
     """The estimator's scores (computed from the convex weights and the gates, or the
@@ -105,9 +105,14 @@ def test_optimal_kernel_predicts_what_the_gated_network_predicts(cancer):
     """Kernel ridge with the optimal MKL kernel, ``K_η(Z, X)(K_η + μI)⁻¹y``, predicts what
     the certified gated-ReLU network at the matched ``λ = μ Σ||w_i||`` predicts — its own
     (the reweighting's finish) to 1e-8, and an independent group-lasso solve at the same λ
-    to the accuracy both certificates allow."""
+    to the accuracy both certificates allow.
+
+    The kernel reproduces the network exactly when the weights satisfy the optimality
+    conditions on their support exactly; the gap bounds the objective, not that residual,
+    so the equality is shown at a certificate of 1e-8 (at the default 1e-6 it is ~1e-8).
+    """
     Xtr, ytr, Xte, _ = cancer
-    opt = cn.OptimalKernelClassifier(patterns=50, lam_ratio=0.1).fit(Xtr, ytr)
+    opt = cn.OptimalKernelClassifier(patterns=50, lam_ratio=0.1, tol=1e-8).fit(Xtr, ytr)
     assert opt.certificate_.certified and opt.solution_.certified
     np.testing.assert_allclose(opt.decision_function(Xte), opt.network_.predict(Xte),
                                rtol=0, atol=1e-8)
