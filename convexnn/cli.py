@@ -225,55 +225,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .explain import explain
 
-    from .data import planted_relu
-    from .formulations import get_formulation
-    from .ops import group_norms
-    from .problem import prepare
-    from .solving import solve
-
-    form = get_formulation(args.formulation)
-    _out(f"{form.name} — {form.title}\n")
-    _out(form.math.rstrip() or "(this formulation documents no mathematics)")
-    n, d, gates = 8, 2, 4
-    ds = planted_relu(n, d, neurons=2, noise=0.1, seed=0)
-    data = prepare(ds.X, ds.y, patterns=gates, seed=0)
-    reg = 0.1 * form.reg_max(data)
-    sym = {"lam": "λ", "mu": "μ"}.get(form.reg_name, form.reg_name)
-    _out(f"\nA tiny instance: planted_relu(n={n}, d={d}, seed=0); {gates} Gaussian gates give "
-         f"P = {data.P} distinct patterns; {sym} = 0.1 · {sym}_max = {reg:.6g}.")
-    with np.printoptions(precision=3, suppress=True, threshold=40, edgeitems=2):
-        problems = form.build_problems(data, reg)
-        if not problems:
-            _out(f"\n{form.name} builds no single cvxpy problem (methods: "
-                 f"{', '.join(form.methods)}); its solve is shown below.")
-        for label, problem in problems.items():
-            m = problem.size_metrics
-            _out(f"\nThe cvxpy {label} problem (DPP: {problem.is_dcp(dpp=True)}; "
-                 f"{m.num_scalar_variables} scalar variables, {len(problem.constraints)} "
-                 f"constraint objects):")
-            _out(str(problem))
-        sol = solve(form.name, ds.X, ds.y, patterns=data.patterns, lam=reg)
-        _out(f"\nIts solution ({sol.solver}, {sol.method}, status {sol.status}):")
-        for k, w in sol.weights.items():
-            w = np.asarray(w)
-            if w.ndim == 3:
-                _out(f"  {k}: shape {w.shape}; block norms ||{k}_i|| = {group_norms(w)}")
-            else:
-                _out(f"  {k}: shape {w.shape}; {w.ravel()[:8]}{' …' if w.size > 8 else ''}")
-        solver_value = (sol.info or {}).get("solver_objective")
-        if solver_value is not None:
-            _out(f"  solver's reported objective {solver_value:.10g}; recomputed in numpy "
-                 f"{sol.objective:.10g}")
-        _out(f"\nIts certificate (numpy, from the solution alone):\n  {sol.certificate!r}")
-        net = sol.network
-        if net is not None:
-            _out(f"\nThe network it encodes: {net!r}")
-            if form.reg_name == "lam" and hasattr(net, "objective"):
-                value = net.objective(ds.X, ds.y, sol.lam)
-                _out(f"  its training objective ½||f(X) − y||² + (λ/2) Σ(||u_j||² + a_j²) = "
-                     f"{value:.10g} (convex optimum {sol.objective:.10g})")
+    fmt = "latex" if args.latex else "markdown" if args.markdown else "text"
+    _out(explain(args.formulation, fmt).rstrip("\n"))
     return EXIT_OK
 
 
@@ -365,9 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("explain", parents=[common], help="the math and a tiny worked instance",
-                       description="Show a formulation's mathematics, its cvxpy problem on a "
-                                   "tiny instance, the solution and its certificate.")
+                       description="Show a formulation's mathematics, its cvxpy problems on a "
+                                   "tiny instance with the values they solve to, the solution "
+                                   "and its numpy certificate (plain text by default).")
     p.add_argument("formulation", metavar="FORMULATION")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="print Markdown (with $$ math)")
+    fmt.add_argument("--latex", action="store_true",
+                     help="print a LaTeX fragment for lecture notes (needs amsmath)")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("reproduce", parents=[common, uci], help="regenerate a result set",

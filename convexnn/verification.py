@@ -594,19 +594,25 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
 
     Parameters
     ----------
-    directory : the result folder, or a fitted estimator of :mod:`convexnn.estimators`
-        (its certified optimum is saved to a temporary folder with ``data`` and verified
-        there; ``data`` is then required).
+    directory : str, path or estimator
+        The result folder, or a fitted estimator of :mod:`convexnn.estimators` (its
+        certified optimum is saved to a temporary folder with ``data`` and verified there;
+        ``data`` is then required).
     data : Dataset or (X, y), optional
-        The data; else they are loaded from ``spec`` (a ProblemSpec), else from the spec
-        recorded in ``certificate.json``.
-    uci_root : the UCI collection, for ``uci:`` sources.
-    data_root : folder
+        The data; else they are loaded from ``spec``, else from the spec recorded in
+        ``certificate.json``.
+    spec : ProblemSpec, optional
+        A spec to take the data from (:func:`convexnn.load_spec`).
+    uci_root : str or path, optional
+        The UCI collection, for ``uci:`` sources.
+    data_root : str or path, optional
         Data files of a recorded spec are read only inside the result folder or this one.
     tolerance : float, optional
         The loosest tolerance accepted (default ``DEFAULT_TOLERANCE``, 1e-6): a result whose
         tolerance is looser fails the ``tolerance`` check.
-    strict : raise :class:`VerificationError` instead of returning an invalid result.
+    strict : bool, default False
+        Raise :class:`~convexnn.errors.VerificationError` instead of returning an invalid
+        result.
 
     Returns
     -------
@@ -703,6 +709,21 @@ def load(directory: str | os.PathLike, data: DataLike | None = None, *,
     ``tolerance``, default 1e-6), the formulation, and the network and kernel weights
     re-derived from the saved weights. With ``data`` the certificate is also re-derived
     (``verify(directory, data, strict=True)``).
+
+    Parameters
+    ----------
+    directory : str or path
+        A result folder written by :func:`convexnn.save` or ``convexnn solve``.
+    data : Dataset or (X, y), optional
+        The data, to re-derive the certificate as well.
+    tolerance : float, optional
+        The loosest tolerance accepted (default 1e-6).
+
+    Returns
+    -------
+    SavedResult
+        The record (``certificate.json`` as a dict), the arrays, the network and the
+        checks made.
 
     Raises
     ------
