@@ -1,6 +1,6 @@
 """
 Cross-validated accuracy: the NTK, the optimal kernel and the certified networks
-===============================================================================
+================================================================================
 
 Does the optimal kernel of multiple kernel learning beat the Neural Tangent Kernel on
 *test* data? On scikit-learn's breast-cancer data (569 tumours, 30 features,
