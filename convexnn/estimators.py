@@ -267,6 +267,8 @@ class _Model(BaseEstimator):
 
 class _Regressor(RegressorMixin, _Model):
     def __sklearn_tags__(self):
+        # the only tag set: y may have several columns (every program is multi-output);
+        # no scikit-learn check is skipped
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
