@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from .results import (
     read_arrays,
     read_record,
     record_sha256,
+    save,
 )
 from .spec import parse_data, parse_spec
 from .validation import tolerance as check_tolerance
@@ -592,8 +594,10 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
 
     Parameters
     ----------
-    directory : str or path
-        The result folder.
+    directory : str, path or estimator
+        The result folder, or a fitted estimator of :mod:`convexnn.estimators` (its
+        certified optimum is saved to a temporary folder with ``data`` and verified there;
+        ``data`` is then required).
     data : Dataset or (X, y), optional
         The data; else they are loaded from ``spec``, else from the spec recorded in
         ``certificate.json``.
@@ -620,6 +624,12 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
     InvalidInputError
         Unreadable or missing files, data that cannot be loaded.
     """
+    export = getattr(directory, "_convexnn_export", None)
+    if export is not None:  # a fitted estimator: verify its optimum as saved
+        solution, data = export(data)
+        with tempfile.TemporaryDirectory() as tmp:
+            return verify(save(solution, Path(tmp) / "result", data), data,
+                          tolerance=tolerance, strict=strict)
     path = Path(directory)
     accepted = _accepted(tolerance)
     rec = read_record(path)

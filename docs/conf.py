@@ -47,7 +47,12 @@ myst_dmath_double_inline = True
 # -- API reference ------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    # scikit-learn generates these metadata-routing setters on every estimator class
+    "exclude-members": "set_fit_request, set_score_request, set_predict_request",
+}
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False

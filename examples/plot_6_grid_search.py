@@ -20,7 +20,7 @@ models, never half-trained networks.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -30,7 +30,6 @@ X, labels = load_breast_cancer(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, labels, test_size=0.3,
                                                     random_state=0, stratify=labels)
 ratios = np.geomspace(0.5, 0.005, 5)
-HAVE_ESTIMATORS = hasattr(cn, "GatedReLUClassifier")
 
 # %%
 # A grid search over each estimator
@@ -39,48 +38,24 @@ HAVE_ESTIMATORS = hasattr(cn, "GatedReLUClassifier")
 # values of its regularisation with 3-fold cross-validation on the training set.
 scores: dict[str, np.ndarray] = {}
 test_scores: dict[str, float] = {}
-if HAVE_ESTIMATORS:
-    estimators = {
-        "gated ReLU": (cn.GatedReLUClassifier(patterns=100, lam_ratio=0.1, bias=True,
-                                              random_state=0), "lam_ratio"),
-        "NTK": (cn.NTKClassifier(patterns=100, mu_ratio=0.1, bias=True, random_state=0),
-                "mu_ratio"),
-        "optimal kernel": (cn.OptimalKernelClassifier(patterns=100, mu_ratio=0.1, bias=True,
-                                                      random_state=0), "mu_ratio"),
-    }
-    for label, (estimator, param) in estimators.items():
-        pipe = make_pipeline(StandardScaler(), estimator)
-        step = pipe.steps[-1][0]
-        search = GridSearchCV(pipe, {f"{step}__{param}": list(ratios)}, cv=3)
-        search.fit(X_train, y_train)
-        scores[label] = search.cv_results_["mean_test_score"]
-        test_scores[label] = search.score(X_test, y_test)
-        print(f"{label}: best {param} = {search.best_params_[f'{step}__{param}']:.3g}, "
-              f"cross-validated accuracy {search.best_score_:.3f}, "
-              f"held-out accuracy {test_scores[label]:.3f}")
-else:
-    # convexnn.estimators is not part of this version: the same search for the gated-ReLU
-    # program, written out by hand with solve() and scikit-learn's KFold.
-    print("convexnn has no scikit-learn estimators in this version; the search below is "
-          "done by hand with convexnn.solve and KFold.")
-
-    def fit_predict(X_fit, y_fit, X_new, lam_ratio):
-        scaler = StandardScaler().fit(X_fit)
-        sol = cn.solve("gated_relu", scaler.transform(X_fit), 2.0 * y_fit - 1.0,
-                       patterns=100, bias=True, lam_ratio=lam_ratio, seed=0)
-        assert sol.certificate.certified
-        return (sol.network.predict(scaler.transform(X_new)) > 0).astype(int)
-
-    folds = KFold(3, shuffle=True, random_state=0).split(X_train)
-    cv = np.array([[np.mean(fit_predict(X_train[fit], y_train[fit], X_train[held], r)
-                            == y_train[held]) for r in ratios] for fit, held in folds])
-    scores["gated ReLU"] = cv.mean(axis=0)
-    best = ratios[int(np.argmax(scores["gated ReLU"]))]
-    test_scores["gated ReLU"] = float(np.mean(fit_predict(X_train, y_train, X_test, best)
-                                              == y_test))
-    print(f"gated ReLU: best lam_ratio = {best:.3g}, cross-validated accuracy "
-          f"{scores['gated ReLU'].max():.3f}, held-out accuracy "
-          f"{test_scores['gated ReLU']:.3f}")
+estimators = {
+    "gated ReLU": (cn.GatedReLUClassifier(patterns=100, lam_ratio=0.1, bias=True,
+                                          random_state=0), "lam_ratio"),
+    "NTK": (cn.NTKClassifier(patterns=100, mu_ratio=0.1, bias=True, random_state=0),
+            "mu_ratio"),
+    "optimal kernel": (cn.OptimalKernelClassifier(patterns=100, mu_ratio=0.1, bias=True,
+                                                  random_state=0), "mu_ratio"),
+}
+for label, (estimator, param) in estimators.items():
+    pipe = make_pipeline(StandardScaler(), estimator)
+    step = pipe.steps[-1][0]
+    search = GridSearchCV(pipe, {f"{step}__{param}": list(ratios)}, cv=3)
+    search.fit(X_train, y_train)
+    scores[label] = search.cv_results_["mean_test_score"]
+    test_scores[label] = search.score(X_test, y_test)
+    print(f"{label}: best {param} = {search.best_params_[f'{step}__{param}']:.3g}, "
+          f"cross-validated accuracy {search.best_score_:.3f}, "
+          f"held-out accuracy {test_scores[label]:.3f}")
 
 # %%
 # The picture
