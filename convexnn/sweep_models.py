@@ -8,9 +8,11 @@ A model kind is one function ``fit(X, y, model, context) → [Fit, …]`` (one
   predictions are those of the recovered network (:func:`predictor`).
 * ``"estimator"`` — a scikit-learn style estimator registered in :data:`ESTIMATORS`
   with one line, ``ESTIMATORS["NAME"] = EstimatorModel(Class, reg="lam",
-  ratio="lam_ratio")``: one ``fit`` per grid value, ``predict`` for the scores; a
-  ``solution_`` attribute (a :class:`~convexnn.solution.Solution`) supplies the
-  certificate.
+  ratio="lam_ratio")``: one ``fit`` per grid value, ``predict`` for the scores; its
+  ``certificate_`` (or ``solution_``) supplies the certificate. The regressors of
+  :mod:`convexnn.estimators` are registered (``GatedReLURegressor``, ``ReLURegressor``,
+  ``NTKRegressor`` — the analytic infinite-width kernel by default —,
+  ``OptimalKernelRegressor``).
 
 Targets are those of the data set: classes as ±1 columns (one column for two classes),
 fitted with the squared loss and scored by :func:`scores` (arg max, or the sign of the
@@ -107,35 +109,76 @@ def fit_formulation(X: np.ndarray, y: np.ndarray, model: Any, ctx: FitContext) -
 class EstimatorModel:
     """A scikit-learn style estimator as a sweep model.
 
-    ``factory(**options, reg=value)`` (or ``ratio=value`` for a grid of ratios) builds
-    an estimator for one grid value; ``fit(X, y)`` and ``predict(X)`` are called on the
-    raw features and the encoded targets (±1 columns for classes).
+    ``factory(**shared(context), **options, reg=value)`` (or ``ratio=value`` for a grid
+    of ratios) builds an estimator for one grid value; ``fit(X, y)`` and ``predict(X)``
+    are called on the raw features and the encoded targets (±1 columns for classes).
+    ``shared`` maps the sweep's :class:`FitContext` (bias, patterns, solver) to
+    constructor arguments, so that an estimator fits on the same terms as the
+    formulations of the sweep; the model's ``options`` override them. The certificate is
+    the estimator's ``certificate_`` (or its ``solution_``'s), and the regularisation it
+    solved at its ``{reg}_`` attribute.
     """
 
     factory: Callable[..., Any]
     reg: str
     ratio: str | None = None
+    shared: Callable[[FitContext], Mapping[str, Any]] | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, model: Any, ctx: FitContext) -> list[Fit]:
+        base = dict(self.shared(ctx)) if self.shared is not None else {}
+        base.update(model.options)
         fits = []
         for value in model.grid.values:
             arg = self.ratio if model.grid.ratio else self.reg
-            est = self.factory(**dict(model.options), **{arg: value})
+            est = self.factory(**{**base, arg: value})
             start = time.perf_counter()
             est.fit(X, y)
             seconds = time.perf_counter() - start
             sol = getattr(est, "solution_", None)
-            reg = float(sol.reg) if sol is not None else (
-                math.nan if model.grid.ratio else float(value))
-            fits.append(Fit(reg=reg, predict=est.predict, seconds=seconds,
-                            method=getattr(sol, "method", "") or "",
-                            certificate=getattr(sol, "certificate", None),
-                            objective=float(getattr(sol, "objective", math.nan))))
+            cert = getattr(est, "certificate_", None) or getattr(sol, "certificate", None)
+            reg = getattr(est, f"{self.reg}_", None)
+            if reg is None:
+                reg = sol.reg if sol is not None else (
+                    math.nan if model.grid.ratio else value)
+            fits.append(Fit(reg=float(reg), predict=est.predict, seconds=seconds,
+                            method=getattr(sol, "method", "") or "", certificate=cert,
+                            objective=math.nan if cert is None else float(cert.objective)))
         return fits
 
 
-#: Estimators a sweep can name (``[[model]] estimator = "NAME"``); one line each.
-ESTIMATORS: dict[str, EstimatorModel] = {}
+def _convexnn_terms(ctx: FitContext) -> dict[str, Any]:
+    """The sweep's bias, patterns, seed, solver and tolerance as constructor arguments of
+    the estimators of :mod:`convexnn.estimators`."""
+    pats = ctx.patterns
+    return {"bias": ctx.bias, "patterns": "all" if pats.method == "enumerate" else pats.count,
+            "random_state": pats.seed if pats.method == "sample" else 0,
+            "solver": ctx.solver.name, "tol": ctx.solver.tolerance}
+
+
+def _convexnn(name: str) -> Callable[..., Any]:
+    """The estimator class ``convexnn.estimators.<name>``, imported when first built."""
+    def build(**kwargs: Any) -> Any:
+        from . import estimators
+
+        return getattr(estimators, name)(**kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+#: Estimators a sweep can name (``[[model]] estimator = "NAME"``); one line each. The
+#: regressors fit the encoded targets (±1 columns for classes, squared loss) — what the
+#: classifiers of :mod:`convexnn.estimators` fit — and the sweep scores their outputs.
+ESTIMATORS: dict[str, EstimatorModel] = {
+    "GatedReLURegressor": EstimatorModel(_convexnn("GatedReLURegressor"), "lam", "lam_ratio",
+                                         _convexnn_terms),
+    "ReLURegressor": EstimatorModel(_convexnn("ReLURegressor"), "lam", "lam_ratio",
+                                    _convexnn_terms),
+    "NTKRegressor": EstimatorModel(_convexnn("NTKRegressor"), "mu", "mu_ratio",
+                                   _convexnn_terms),
+    "OptimalKernelRegressor": EstimatorModel(_convexnn("OptimalKernelRegressor"), "mu",
+                                             "mu_ratio", _convexnn_terms),
+}
 
 
 def fit_estimator(X: np.ndarray, y: np.ndarray, model: Any, ctx: FitContext) -> list[Fit]:

@@ -23,6 +23,8 @@ This module is the schema only (validation into frozen objects); planning the ta
     [[model]]
     formulation = "gated_relu"          # any name in convexnn.formulations.REGISTRY
     [[model]]
+    estimator = "NTKRegressor"          # or an estimator (convexnn.sweep_models.ESTIMATORS)
+    [[model]]
     name = "ntk"                        # a label (default: the formulation), unique
     formulation = "ntk"
     mu_ratios = [0.1, 0.01]

@@ -361,6 +361,26 @@ def test_an_estimator_plugs_in_with_one_line(tmp_path, monkeypatch):
             assert float(got.iloc[0]) == pytest.approx(acc)
 
 
+def test_the_estimators_agree_with_the_formulations_they_wrap(tmp_path):
+    """Two code paths to one optimum: the gated_relu formulation along a warm-started path
+    and GatedReLURegressor fitted once per grid value, on the same folds and patterns."""
+    text = SMALL.replace("mu_ratios = [0.1, 0.01]", "mu_ratios = [0.1, 0.01]\n\n[[model]]\n"
+                         "estimator = \"GatedReLURegressor\"\n\n[[model]]\n"
+                         "estimator = \"NTKRegressor\"\nmu_ratios = [0.1, 0.01]")
+    res = cn.sweep(small_spec(tmp_path, text), tmp_path / "out", scheduler="serial")
+    t = res.table
+    assert res.failed == 0 and t["certified"].all()
+    a = t[t["model"] == "gated_relu"].reset_index(drop=True)
+    b = t[t["model"] == "GatedReLURegressor"].reset_index(drop=True)
+    assert (b["kind"] == "estimator").all() and np.array_equal(a["reg"], b["reg"])
+    # both certified at relative gap 1e-6: objectives within that, predictions close
+    assert np.allclose(a["objective"], b["objective"], rtol=4e-6)
+    for part in ("train", "validation", "test"):
+        assert np.allclose(a[f"{part}_mse"], b[f"{part}_mse"], rtol=1e-3)
+    ntk = t[t["model"] == "NTKRegressor"]
+    assert ntk["test_mse"].notna().all() and (ntk["reg_name"] == "mu").all()
+
+
 def test_the_command_line_refuses_a_bad_scheduler_and_workers_for_a_cluster(tmp_path, capsys):
     path = small_spec(tmp_path)
     code, _, err = run(["sweep", path, "--out", tmp_path / "o", "--scheduler", "threads"],
