@@ -78,9 +78,9 @@ _PUBLIC = {
     "solve_spec": "problems",
     "TrainResult": "nonconvex",
     "train_network": "nonconvex",
-    "sweep": "sweeping",
-    "SweepResult": "sweeping",
-    "load_sweep": "sweep_spec",
+    "sweep": "sweeps.run",
+    "SweepResult": "sweeps.run",
+    "load_sweep": "sweeps.spec",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__"])

@@ -264,7 +264,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweeping import sweep
+    from .sweeps.run import sweep
 
     result = sweep(args.spec, args.out, scheduler=args.scheduler, workers=args.workers,
                    force=args.force, retry_failed=args.retry_failed, uci_root=args.uci_root,

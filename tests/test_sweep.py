@@ -23,10 +23,10 @@ from cli_helpers import REPO, run, uci_available, write_spec
 
 import convexnn as cn
 from convexnn.errors import InvalidInputError
-from convexnn.sweep_models import ESTIMATORS, EstimatorModel, scores
-from convexnn.sweep_results import HISTORY_FILE, TIMING_COLUMNS, summarize
-from convexnn.sweep_spec import SWEEPS_DIR, load_sweep, parse_sweep
-from convexnn.sweep_tasks import load_source, plan_sweep, task_key
+from convexnn.sweeps.models import ESTIMATORS, EstimatorModel, scores
+from convexnn.sweeps.results import HISTORY_FILE, TIMING_COLUMNS, summarize
+from convexnn.sweeps.spec import SWEEPS_DIR, load_sweep, parse_sweep
+from convexnn.sweeps.tasks import load_source, plan_sweep, task_key
 
 SMALL = """\
 # Two scikit-learn sets × gated ReLU and the NTK.
@@ -195,7 +195,7 @@ def test_ntk_predictions_are_the_kernel_ridge_predictions_on_new_points():
     the masked Gram matrices of the training and new points."""
     from convexnn.kernels import ntk_weights
     from convexnn.ops import masked_gram
-    from convexnn.sweep_models import predictor
+    from convexnn.sweeps.models import predictor
 
     ds = cn.planted_relu(70, 3, seed=5)
     X, Z, y = ds.X[:50], ds.X[50:], ds.y[:50]
@@ -210,7 +210,7 @@ def test_ntk_predictions_are_the_kernel_ridge_predictions_on_new_points():
 
 def test_gated_predictions_on_the_training_points_are_the_programs_fit():
     from convexnn.ops import forward
-    from convexnn.sweep_models import predictor
+    from convexnn.sweeps.models import predictor
 
     ds = cn.planted_relu(60, 3, seed=2)
     sol = cn.solve("gated_relu", ds.X, ds.y, patterns=25, bias=True, lam_ratio=0.05)

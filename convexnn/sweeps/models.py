@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["Fit", "FitContext", "EstimatorModel", "ESTIMATORS", "FITTERS", "fit_formulation",
            "fit_estimator", "predictor", "scores"]
@@ -59,7 +59,7 @@ class Fit:
 class FitContext:
     """What every model of a sweep shares: the bias column, the patterns and the solver
     (``patterns`` a :class:`~convexnn.spec.PatternSpec`, ``solver`` a
-    :class:`~convexnn.sweep_spec.SweepSolver`)."""
+    :class:`~convexnn.sweeps.spec.SweepSolver`)."""
 
     bias: bool
     patterns: Any
@@ -82,8 +82,8 @@ def predictor(solution: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def fit_formulation(X: np.ndarray, y: np.ndarray, model: Any, ctx: FitContext) -> list[Fit]:
     """Solve ``model.target`` along ``model.grid`` on ``(X, y)`` with warm starts."""
-    from .path import solve_path
-    from .problem import prepare
+    from ..path import solve_path
+    from ..problem import prepare
 
     pats = ctx.patterns
     if pats.method == "enumerate":
@@ -158,7 +158,7 @@ def _convexnn_terms(ctx: FitContext) -> dict[str, Any]:
 def _convexnn(name: str) -> Callable[..., Any]:
     """The estimator class ``convexnn.estimators.<name>``, imported when first built."""
     def build(**kwargs: Any) -> Any:
-        from . import estimators
+        from .. import estimators
 
         return getattr(estimators, name)(**kwargs)
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .files import write_bytes_atomic
-from .report import markdown_table
+from ..errors import InvalidInputError
+from ..files import write_bytes_atomic
+from ..report import markdown_table
 
 __all__ = ["COLUMNS", "TIMING_COLUMNS", "RUNS_DIR", "SPEC_FILE", "HISTORY_FILE",
            "record_path", "read_record", "write_record", "failed_record", "check_spec",
@@ -80,7 +80,7 @@ def record_path(out: Path, key: str) -> Path:
 
 
 def read_record(out: Path, task: Any) -> dict[str, Any] | None:
-    """The record of ``task`` (a :class:`~convexnn.sweep_tasks.Task`), or None when there is
+    """The record of ``task`` (a :class:`~convexnn.sweeps.tasks.Task`), or None when there is
     none or it does not belong to that task (unreadable, another key or task)."""
     path = record_path(out, task.key)
     try:

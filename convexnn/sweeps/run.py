@@ -11,9 +11,9 @@ Where the tasks run (``scheduler``):
 * ``"serial"`` — one task after the other in this process (debugging).
 
 Every worker runs BLAS on one thread. The client plans the tasks
-(:func:`convexnn.sweep_tasks.plan_sweep`), skips those whose record is in
+(:func:`convexnn.sweeps.tasks.plan_sweep`), skips those whose record is in
 ``DIR/runs/``, submits the others, and writes each record as its result arrives;
-at the end it rebuilds the tables from the records (:mod:`convexnn.sweep_results`).
+at the end it rebuilds the tables from the records (:mod:`convexnn.sweeps.results`).
 Stopping a sweep (Ctrl-C, SIGTERM) stops its workers and loses only the tasks in
 flight; running it again resumes.
 """
@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
-from .sweep_results import (
+from ..errors import InvalidInputError
+from .results import (
     RUNS_DIR,
     build_table,
     check_spec,
@@ -49,8 +49,8 @@ from .sweep_results import (
     write_spec,
     write_tables,
 )
-from .sweep_spec import SweepSpec, load_sweep, parse_sweep
-from .sweep_tasks import Plan, Task, init_worker, one_line, plan_sweep, run_task, worker_version
+from .spec import SweepSpec, load_sweep, parse_sweep
+from .tasks import Plan, Task, init_worker, one_line, plan_sweep, run_task, worker_version
 
 __all__ = ["sweep", "SweepResult", "SCHEDULERS", "resolve_scheduler"]
 
@@ -255,7 +255,7 @@ class _Dask:
             raise
 
     def _check_workers(self, address: str | None) -> None:
-        from . import __version__
+        from .. import __version__
 
         try:
             self.client.wait_for_workers(1, timeout=60)
@@ -312,7 +312,7 @@ class _Dask:
 def resolve_scheduler(scheduler: str, workers: int | None) -> tuple[str, int | None]:
     """Check ``scheduler`` (one of :data:`SCHEDULERS` or an address) and ``workers``;
     returns ``(scheduler, workers)`` with the default number of workers filled in."""
-    from .validation import integer
+    from ..validation import integer
 
     if not isinstance(scheduler, str) or (scheduler not in SCHEDULERS
                                           and not _ADDRESS.match(scheduler)):
@@ -426,7 +426,7 @@ def sweep(
     Parameters
     ----------
     spec : SweepSpec, path or mapping
-        A sweep spec (:mod:`convexnn.sweep_spec`): a TOML file, a bundled name
+        A sweep spec (:mod:`convexnn.sweeps.spec`): a TOML file, a bundled name
         (``"uci-small"``), or the parsed sections as a dict.
     out : path, optional
         The sweep folder (default ``results/<spec name>``).
@@ -464,8 +464,8 @@ def sweep(
 def _sweep(spec: Any, out: Any, *, scheduler: str, workers: int | None, force: bool,
            retry_failed: bool, uci_root: Any, progress: bool | None,
            log: Callable[[str], None] | None) -> SweepResult:
-    from . import __version__
-    from .files import check_output_dir
+    from .. import __version__
+    from ..files import check_output_dir
 
     start = time.perf_counter()
     spec = _as_spec(spec)
@@ -477,7 +477,7 @@ def _sweep(spec: Any, out: Any, *, scheduler: str, workers: int | None, force: b
     # workers where they are told (uci_root) or where they look themselves
     root = None if uci_root is None else str(Path(uci_root).expanduser().resolve())
     if scheduler in SCHEDULERS and root is None:
-        from .data import uci_root as find_uci
+        from ..data import uci_root as find_uci
 
         with contextlib.suppress(InvalidInputError):
             root = str(find_uci())

@@ -1,7 +1,7 @@
 """Sweep specs: a TOML file naming data sets × models × a regularisation grid × a protocol.
 
 This module is the schema only (validation into frozen objects); planning the tasks is
-:mod:`convexnn.sweep_tasks` and running them :mod:`convexnn.sweeping`. A sweep spec::
+:mod:`convexnn.sweeps.tasks` and running them :mod:`convexnn.sweeps.run`. A sweep spec::
 
     # Small UCI sets × gated ReLU, ReLU and the NTK.   (first comment: the description)
     [data]
@@ -23,7 +23,7 @@ This module is the schema only (validation into frozen objects); planning the ta
     [[model]]
     formulation = "gated_relu"          # any name in convexnn.formulations.REGISTRY
     [[model]]
-    estimator = "NTKRegressor"          # or an estimator (convexnn.sweep_models.ESTIMATORS)
+    estimator = "NTKRegressor"          # or an estimator (convexnn.sweeps.models.ESTIMATORS)
     [[model]]
     name = "ntk"                        # a label (default: the formulation), unique
     formulation = "ntk"
@@ -50,8 +50,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import InvalidInputError
-from .spec import (
+from ..errors import InvalidInputError
+from ..spec import (
     PROBLEMS_DIR,
     SOURCE_KINDS,
     DataSpec,
@@ -175,7 +175,7 @@ class Grid:
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of a sweep: a registered formulation (``kind = "formulation"``) or a
-    registered estimator (``kind = "estimator"``, :data:`convexnn.sweep_models.ESTIMATORS`),
+    registered estimator (``kind = "estimator"``, :data:`convexnn.sweeps.models.ESTIMATORS`),
     its label, grid, method and options."""
 
     name: str
@@ -358,8 +358,8 @@ def _parse_grid(sec: _Section, keys: list[str], defaults: Mapping[str, tuple[flo
 
 def _parse_model(table: Any, index: int, defaults: Mapping[str, tuple[float, ...]],
                  origin: str) -> ModelEntry:
-    from .formulations import REGISTRY
-    from .sweep_models import ESTIMATORS
+    from ..formulations import REGISTRY
+    from .models import ESTIMATORS
 
     sec = _Section(table, "model", origin)
     kinds = [k for k in ("formulation", "estimator") if sec.has(k)]
@@ -399,7 +399,7 @@ def _parse_model(table: Any, index: int, defaults: Mapping[str, tuple[float, ...
 
 def _check_options(form: Any, method: str, options: Mapping[str, Any], origin: str) -> None:
     """Options a method does not take are named now, not in every task."""
-    from .solving import split_options
+    from ..solving import split_options
 
     opts = {k: v for k, v in options.items() if k != "memory_limit"}
     methods = list(form.methods) if method == "auto" else [method]

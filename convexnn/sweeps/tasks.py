@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset, list_uci, load_uci
-from .errors import InvalidInputError
-from .problems import load_dataset
-from .spec import DataSpec, _parse_patterns, parse_data
-from .sweep_models import FITTERS, FitContext, scores
-from .sweep_spec import UCI_ALL, ProtocolSpec, SweepSpec, _parse_model, _parse_solver
+from ..data import Dataset, list_uci, load_uci
+from ..errors import InvalidInputError
+from ..problems import load_dataset
+from ..spec import DataSpec, _parse_patterns, parse_data
+from .models import FITTERS, FitContext, scores
+from .spec import UCI_ALL, ProtocolSpec, SweepSpec, _parse_model, _parse_solver
 
 __all__ = ["Split", "Source", "Task", "Plan", "plan_sweep", "load_source", "run_task",
            "task_key", "one_line", "init_worker", "worker_version", "BLAS_ENV"]
@@ -330,7 +330,7 @@ def run_task(task: Mapping[str, Any], uci_root: str | None = None) -> dict[str, 
     ``error``). BLAS runs on one thread; ``peak_rss_mb`` is this worker process's peak
     resident set size during the task (``peak_rss_scope = "task"``; ``"process"`` where
     the peak cannot be reset: then it is the process's peak since it started)."""
-    from .threads import blas_threads
+    from ..threads import blas_threads
 
     start = time.perf_counter()
     scope = _reset_peak()
@@ -365,6 +365,6 @@ def init_worker() -> None:
 
 def worker_version() -> str:
     """The convexnn version a worker imports (checked before a cluster gets tasks)."""
-    from . import __version__
+    from .. import __version__
 
     return __version__
