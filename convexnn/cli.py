@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", metavar="A,B,C",
                    help="UCI data sets to use (default: every one found)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="sweep engine: 'local' (default), 'processes' or a Dask scheduler "
+                   help="sweep engine: 'processes' (default: a local process pool), "
+                        "'local' (a Dask LocalCluster), 'serial' or a Dask scheduler "
                         "address tcp://HOST:8786")
     p.add_argument("--workers", metavar="N", type=int, help="sweep engine: local workers")
     p.set_defaults(func=_cmd_reproduce)
