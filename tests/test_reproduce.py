@@ -171,3 +171,24 @@ def test_uci_protocol_on_a_synthetic_collection(tmp_path):
         assert summary.loc[model, "wins"] == (diff > 0).sum()
         assert summary.loc[model, "losses"] == (diff < 0).sum()
     assert summary["mean_rank"].sum() == pytest.approx(1 + 2 + 3 + 4)  # ranks of 4 models
+
+
+def test_sgd_gap_quick(tmp_path, capsys):
+    """Every trained network lies above the certified lower bound of its convex program
+    (weak duality, checked on the numbers the set prints), and wide networks come close
+    to the optimum while a single ReLU neuron cannot fit the 2-neuron teacher."""
+    code, _, err = run(["reproduce", "sgd-gap", "--quick", "--out", tmp_path / "sg"], capsys)
+    assert code == 0, err
+    runs = pd.read_csv(tmp_path / "sg" / "runs.csv")
+    assert runs["certified"].all()
+    assert set(runs["problem"]) == {"relu-planted", "gated-planted"}
+    assert set(runs["optimizer"]) == {"adam", "gd"}
+    excess = (runs["final_objective"] - runs["lower_bound"]) / runs["lower_bound"]
+    assert (excess >= -1e-9).all()
+    assert np.allclose(runs["relative_gap"], excess.clip(lower=0))
+    assert (runs["best_objective"] <= runs["final_objective"]).all()
+    relu = runs[runs["problem"] == "relu-planted"]
+    assert (relu.loc[relu["width"] == 16, "relative_gap"] < 1e-2).all()
+    assert (relu.loc[relu["width"] == 1, "relative_gap"] > 0.1).all()
+    # the ReLU optimum over every pattern is one number for every run of the problem
+    assert relu["certified_optimum"].nunique() == 1
