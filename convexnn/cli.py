@@ -225,55 +225,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .explain import explain
 
-    from .data import planted_relu
-    from .formulations import get_formulation
-    from .ops import group_norms
-    from .problem import prepare
-    from .solving import solve
-
-    form = get_formulation(args.formulation)
-    _out(f"{form.name} — {form.title}\n")
-    _out(form.math.rstrip() or "(this formulation documents no mathematics)")
-    n, d, gates = 8, 2, 4
-    ds = planted_relu(n, d, neurons=2, noise=0.1, seed=0)
-    data = prepare(ds.X, ds.y, patterns=gates, seed=0)
-    reg = 0.1 * form.reg_max(data)
-    sym = {"lam": "λ", "mu": "μ"}.get(form.reg_name, form.reg_name)
-    _out(f"\nA tiny instance: planted_relu(n={n}, d={d}, seed=0); {gates} Gaussian gates give "
-         f"P = {data.P} distinct patterns; {sym} = 0.1 · {sym}_max = {reg:.6g}.")
-    with np.printoptions(precision=3, suppress=True, threshold=40, edgeitems=2):
-        problems = form.build_problems(data, reg)
-        if not problems:
-            _out(f"\n{form.name} builds no single cvxpy problem (methods: "
-                 f"{', '.join(form.methods)}); its solve is shown below.")
-        for label, problem in problems.items():
-            m = problem.size_metrics
-            _out(f"\nThe cvxpy {label} problem (DPP: {problem.is_dcp(dpp=True)}; "
-                 f"{m.num_scalar_variables} scalar variables, {len(problem.constraints)} "
-                 f"constraint objects):")
-            _out(str(problem))
-        sol = solve(form.name, ds.X, ds.y, patterns=data.patterns, lam=reg)
-        _out(f"\nIts solution ({sol.solver}, {sol.method}, status {sol.status}):")
-        for k, w in sol.weights.items():
-            w = np.asarray(w)
-            if w.ndim == 3:
-                _out(f"  {k}: shape {w.shape}; block norms ||{k}_i|| = {group_norms(w)}")
-            else:
-                _out(f"  {k}: shape {w.shape}; {w.ravel()[:8]}{' …' if w.size > 8 else ''}")
-        solver_value = (sol.info or {}).get("solver_objective")
-        if solver_value is not None:
-            _out(f"  solver's reported objective {solver_value:.10g}; recomputed in numpy "
-                 f"{sol.objective:.10g}")
-        _out(f"\nIts certificate (numpy, from the solution alone):\n  {sol.certificate!r}")
-        net = sol.network
-        if net is not None:
-            _out(f"\nThe network it encodes: {net!r}")
-            if form.reg_name == "lam" and hasattr(net, "objective"):
-                value = net.objective(ds.X, ds.y, sol.lam)
-                _out(f"  its training objective ½||f(X) − y||² + (λ/2) Σ(||u_j||² + a_j²) = "
-                     f"{value:.10g} (convex optimum {sol.objective:.10g})")
+    fmt = "latex" if args.latex else "markdown" if args.markdown else "text"
+    _out(explain(args.formulation, fmt).rstrip("\n"))
     return EXIT_OK
 
 
@@ -300,6 +255,36 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         _out(f"  figures {notes['figures']}")
     if notes.get("skipped"):
         _out(f"  SKIPPED: {', '.join(notes['skipped'])} (see the note column of the table)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps.run import sweep
+
+    result = sweep(args.spec, args.out, scheduler=args.scheduler, workers=args.workers,
+                   force=args.force, retry_failed=args.retry_failed, uci_root=args.uci_root,
+                   log=_out)
+    rows = []
+    for m in result.models.to_dict("records"):
+        if m["datasets"]:
+            rows.append((str(m["model"]), f"mean test {m['metric']} {m['mean_test']:.4g} over "
+                                          f"{m['datasets']} data set(s); certified "
+                                          f"{m['certified']:.0%} at the selected values"))
+    _out(_table(rows + [
+        ("tasks", f"{result.tasks}: {result.ran} run now, {result.skipped} done before, "
+                  f"{result.failed} failed"),
+        ("time", f"{result.seconds:.1f} s on {result.where}"),
+        ("saved", f"{result.out}/ ({', '.join(result.files)}, runs/)"),
+    ]))
+    if result.failed:
+        print(f"{PROG}: {result.failed} of {result.tasks} tasks failed; their one-line errors "
+              f"are in {result.out}/results.csv (column error); --retry-failed runs them again",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -365,9 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("explain", parents=[common], help="the math and a tiny worked instance",
-                       description="Show a formulation's mathematics, its cvxpy problem on a "
-                                   "tiny instance, the solution and its certificate.")
+                       description="Show a formulation's mathematics, its cvxpy problems on a "
+                                   "tiny instance with the values they solve to, the solution "
+                                   "and its numpy certificate (plain text by default).")
     p.add_argument("formulation", metavar="FORMULATION")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="print Markdown (with $$ math)")
+    fmt.add_argument("--latex", action="store_true",
+                     help="print a LaTeX fragment for lecture notes (needs amsmath)")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("reproduce", parents=[common, uci], help="regenerate a result set",
@@ -381,10 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", metavar="A,B,C",
                    help="UCI data sets to use (default: every one found)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="sweep engine: 'local' (default), 'processes' or a Dask scheduler "
+                   help="sweep engine: 'processes' (default: a local process pool), "
+                        "'local' (a Dask LocalCluster), 'serial' or a Dask scheduler "
                         "address tcp://HOST:8786")
     p.add_argument("--workers", metavar="N", type=int, help="sweep engine: local workers")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("sweep", parents=[common, uci], help="run data sets × models × a grid",
+                       description="Run every task of a sweep spec that has no record in DIR "
+                                   "yet (locally, or on a Dask cluster), then write "
+                                   "results.csv and the model-selection summary.")
+    p.add_argument("spec", metavar="SWEEP.toml", help="sweep spec (or a bundled name)")
+    p.add_argument("--out", metavar="DIR", help="sweep folder (default results/<stem>/)")
+    p.add_argument("--scheduler", metavar="ADDRESS|local|processes", default="processes",
+                   help="processes: a local process pool (default); local: a Dask "
+                        "LocalCluster on 127.0.0.1; tcp://HOST:8786: a running Dask scheduler")
+    p.add_argument("--workers", metavar="N", type=int,
+                   help="local worker processes (default: the available cores)")
+    p.add_argument("--force", action="store_true",
+                   help="accept a spec that differs from DIR/sweep.json")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the tasks recorded as failed again")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -99,13 +99,34 @@ def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
                uci_root: str | Path | None = None, verbose: bool = False,
                data: Dataset | None = None, method: str | None = None,
                progress: bool | str = False) -> tuple[Solution, Dataset]:
-    """Load the data of ``spec`` and solve it; returns ``(Solution, Dataset)``.
+    """Load the data of ``spec`` and solve it.
 
     The data are validated, hashed and given their bias column and patterns once
-    (:func:`convexnn.problem.prepare`). ``solver`` and ``method`` override ``[solver]
-    name`` and ``[solver] method``; ``data`` skips loading (it must be what
-    :func:`load_dataset` returns for ``spec.data``); ``progress`` as in
-    :func:`convexnn.solve`.
+    (``convexnn.problem.prepare``).
+
+    Parameters
+    ----------
+    spec : ProblemSpec
+        From :func:`convexnn.load_spec`.
+    solver : str, optional
+        Overrides ``[solver] name``.
+    uci_root : str or path, optional
+        The UCI collection, for ``uci:`` sources.
+    verbose : bool, default False
+        Show the solver's output.
+    data : Dataset, optional
+        Skip loading: the data set the spec's ``[data]`` section describes.
+    method : str, optional
+        Overrides ``[solver] method``.
+    progress : bool or str, default False
+        As in :func:`convexnn.solve`.
+
+    Returns
+    -------
+    solution : Solution
+        The certified solution.
+    dataset : Dataset
+        The data it was computed on (for :func:`convexnn.save`).
     """
     origin = str(spec.path) if spec.path is not None else spec.name
     if data is None:

@@ -16,8 +16,10 @@ __all__ = ["markdown_table", "summary_markdown", "verdict_text", "write_table", 
 
 def markdown_table(rows: list[Mapping[str, Any]] | list[list[Any]],
                    columns: list[str]) -> str:
-    """A GitHub-flavoured Markdown table (floats in ``%.6g``)."""
+    """A GitHub-flavoured Markdown table (floats in ``%.6g``; None as an empty cell)."""
     def cell(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, float):
             return f"{v:.6g}"
         return str(v).replace("|", "\\|").replace("\n", " ")

@@ -320,8 +320,11 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
     Parameters
     ----------
-    solution : Solution
-    directory : path
+    solution : Solution or estimator
+        A solution from :func:`convexnn.solve` (or any method), or a fitted estimator of
+        :mod:`convexnn.estimators`: it is saved as its certified optimum (``solution_``),
+        with ``data`` encoded as it was fitted (class labels as ±1 targets).
+    directory : str or path
         Created, or replaced when it holds a previous result (never a folder of other
         files). The replacement is atomic.
     data : Dataset or (X, y)
@@ -334,8 +337,12 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
     Returns
     -------
-    Path of the directory.
+    Path
+        The directory.
     """
+    export = getattr(solution, "_convexnn_export", None)
+    if export is not None:  # a fitted estimator (convexnn.estimators): its certified optimum
+        solution, data = export(data)
     target = Path(directory)
     with atomic_directory(target) as tmp:
         write_result(solution, tmp, data, spec=spec, source=source, label=str(target))

@@ -150,8 +150,10 @@ def solve(
     ----------
     formulation : str
         Registry name, e.g. ``"gated_relu"`` (``convexnn.formulations.REGISTRY``).
-    X : array (n, d)
-    y : array (n,) or (n, c)
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets (several columns: several outputs).
     patterns : Patterns, int, "all" or None
         Activation patterns: a :class:`Patterns` built on ``X`` (with its bias column if
         ``bias``), a number of Gaussian gates to sample (with ``seed``), ``"all"`` for
@@ -170,6 +172,12 @@ def solve(
         ``"auto"`` or a method the formulation offers (``REGISTRY[name].methods``:
         ``"ipm"`` the declarative cvxpy program; ``"fast"`` the structured solver;
         ``"reweight"``; ``"cholesky"``). ``"auto"`` picks by size.
+    seed : int or None, default 0
+        Seed of the sampled gates when ``patterns`` is a number (or None).
+    verbose : bool, default False
+        Show the solver's output.
+    progress : bool, default False
+        Show a progress bar (methods that iterate).
     solver_options : dict
         Passed to the solver, overriding accuracy defaults.
     progress : bool or {"auto", "verbose", "quiet"}
@@ -192,6 +200,17 @@ def solve(
     -------
     Solution
         With ``certificate`` computed in numpy from the returned point.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> sol = cn.solve("gated_relu", data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> sol.certificate.certified
+    True
+    >>> value = sol.network.objective(data.X, data.y, sol.lam)  # the network's training objective
+    >>> abs(value - sol.objective) <= 1e-8 * sol.objective      # equals the convex optimum
+    True
     """
     form = get_formulation(formulation)
     if form.reg_name == "mu" and ("mu" in options or "mu_ratio" in options):

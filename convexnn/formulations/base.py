@@ -111,6 +111,8 @@ class Formulation(ABC):
     Options: ClassVar[type[Options]] = NoOptions
     #: Plain-text mathematics shown by ``convexnn explain``.
     math: ClassVar[str] = ""
+    #: Its programs as LaTeX display equations (amsmath), for ``explain --latex``.
+    latex: ClassVar[tuple[str, ...]] = ()
     #: The page of ``docs/math/`` with the derivation.
     docs: ClassVar[str] = ""
 

@@ -728,8 +728,10 @@ def reweight(
 
     Parameters
     ----------
-    X : array (n, d)
-    y : array (n,) or (n, c)
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets.
     patterns : Patterns, int, "all" or None
         As in :func:`convexnn.solve`.
     mu : float
@@ -741,6 +743,8 @@ def reweight(
         when neither ``mu`` nor ``lam`` is given: ``lam_ratio = 0.1``.
     bias : bool
         Append a column of ones to X (and a bias entry to the gates).
+    seed : int or None, default 0
+        Seed of the sampled gates when ``patterns`` is a number (or None).
     start : "ntk", "uniform" or array (P,)
         Initial kernel weights: the NTK pattern weights ``p`` (probabilities or
         frequencies, not renormalised), uniform ``1/P``, or given weights (scaled onto
@@ -774,6 +778,16 @@ def reweight(
         ``history`` (DataFrame), ``eta``, ``mu``, ``lam``, ``solution`` (the gated-ReLU
         Solution at ``lam`` with its network), ``certificate`` (simplex MKL at ``mu`` in
         μ mode, the group lasso at ``lam`` in λ mode) and ``finished_by``.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> res = cn.reweight(data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> res.certificate.certified
+    True
+    >>> bool(res.history.objective.is_monotonic_decreasing)  # from the NTK, downhill
+    True
     """
     if mu is not None and (lam is not None or lam_ratio is not None):
         raise InvalidInputError("give either mu or lam/lam_ratio, not both.")

@@ -9,7 +9,10 @@ what convexnn wrote; see ``docs/verification.md``). One module per set:
 * ``problems`` — every bundled problem solved, saved and verified;
 * ``ntk-identity`` — the NTK Gram as the probability-weighted sum of pattern kernels (C1);
 * ``ntk-vs-optimal`` — the NTK against the optimal MKL kernel, and reweighting (C2, C3);
-* ``consistency`` — the prediction error of the group lasso against n and its rate.
+* ``consistency`` — the prediction error of the group lasso against n and its rate;
+* ``sgd-gap`` — gradient training of the non-convex networks against the certified optimum;
+* ``uci`` — test accuracy of the NTK, the sampled-gate NTK, the optimal kernel and the
+  ReLU program on the UCI collection (validation-chosen regularisation, four test pairs).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from ..errors import ConvexNNError, InvalidInputError
 from ..files import REPRODUCE_FILE, atomic_directory
-from . import consistency, ntk_identity, ntk_vs_optimal, problems, quickstart
+from . import consistency, ntk_identity, ntk_vs_optimal, problems, quickstart, sgd_gap, uci
 from ._common import Context, Log, Reproduction, stderr
 
 __all__ = ["Reproduction", "Context", "REPRODUCTIONS", "reproduce"]
@@ -43,6 +46,13 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         Reproduction("consistency", "prediction error of the certified group lasso against "
                      "n for planted gated-ReLU teachers, with the theory's rate",
                      consistency.run),
+        Reproduction("sgd-gap", "the weight-decay objective trained as a non-convex network "
+                     "(Adam and gradient descent, several widths and starts) against the "
+                     "certified optimum: objective vs epoch, final relative gaps",
+                     sgd_gap.run),
+        Reproduction("uci", "test accuracy on the UCI collection: the NTK, its sampled-gate "
+                     "kernel K_p, the optimal MKL kernel and the ReLU program, λ/μ chosen on "
+                     "validation, mean over the four test pairs", uci.run),
     )
 }
 
