@@ -7,7 +7,7 @@
 #   mutmut results; mutmut show NAME         # survivors and their diffs
 # mutmut copies the package and the tests into mutants/ and runs, for each mutant, the
 # tests of the [tool.mutmut] selection in pyproject.toml that call the mutated function.
-# About two hours for every group on 2 free cores (MAX_CHILDREN workers, default 2);
+# Hours for every group on 2 cores (MAX_CHILDREN workers, default 2);
 # SAMPLE=0.15 runs (and summarises) a fixed 15 % of each group's mutants, chosen by a hash
 # of their names (the same mutants in every checkout).
 set -euo pipefail
