@@ -499,7 +499,7 @@ def cases_for(args: argparse.Namespace) -> dict[str, list[Case]]:
         multi = [Case("classes", 750, 9, 200, c, r) for c in (1, 3, 10) for r in (0.1, 0.01)]
         uci = [c for c in uci_cases([0.01]) if c.c == 10]
         return {"single": single, "multi": multi, "uci": uci}
-    single = [Case("planted", n, d, P, 1, 0.01, ipm=(n * d * P <= 2_000_000 and args.ipm))
+    single = [Case("planted", n, d, P, 1, 0.01, ipm=(n * d * P <= 20_000_000 and args.ipm))
               for n, d, P in args.sizes]
     multi = []
     for c, (n, d, P) in ((1, (750, 9, 200)), (3, (750, 9, 200)), (10, (750, 9, 200)),
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baseline", action="store_true", help="only the new method")
     ap.add_argument("--ipm", action="store_true",
-                    help="also time method='ipm' on single-output sizes up to n·d·P = 2e6")
+                    help="also time method='ipm' on single-output sizes up to n·d·P = 2e7")
     ap.add_argument("--baseline-commit", default=BASELINE_COMMIT,
                     help=f"git commit of the previous method (default {BASELINE_COMMIT})")
     ap.add_argument("--baseline-max", type=float, default=120.0,
