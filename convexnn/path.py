@@ -9,10 +9,10 @@ A method with a ``run_path`` solves the whole path at once:
 * ``method="ipm"`` (every formulation with a declarative program): the cvxpy problem is
   built once; each value only sets the regularisation :class:`cvxpy.Parameter` and
   re-solves (no re-canonicalisation, DPP);
-* ``method="fast"`` of the gated-ReLU program: the pattern operator (its float copy of
-  ``M`` and the cached Gram blocks of the Newton refinement) is built once; each λ
-  starts from the previous weights, whose support seeds the working set; every answer
-  is certified on the full pattern set.
+* ``method="fast"`` of the gated-ReLU program: the pattern operator (the rescaled
+  ``X`` in float64 and float32 and a reference to ``M``) is built once; each λ starts
+  from the previous weights, usually close enough to go straight to the Newton phase;
+  every answer is certified on the full pattern set.
 
 Other methods are run one value at a time (still certified).
 """

@@ -101,8 +101,11 @@ def describe_method(rec: Mapping[str, Any]) -> str:
                 "iterations, certified over every pattern")
     if method == "fast":
         polish = info.get("polish_rounds") or 0
-        return (f"first-order on a working set (numpy): {its} iterations, "
-                f"{info.get('newton_steps', 0)} Newton steps"
+        cg, dense = info.get("cg_iterations"), info.get("dense_newton_steps")
+        how = ("" if cg is None else
+               f" ({cg} conjugate-gradient iterations, {dense or 0} exact steps)")
+        return (f"first-order on a working set (numpy): {its} iterations, then "
+                f"{info.get('newton_steps', 0)} Newton steps over all groups{how}"
                 + (f", {polish} interior-point polish round(s) with "
                    f"{str(solver).partition('+')[2]}" if polish else ", no interior point"))
     if method == "reweight":

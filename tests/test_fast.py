@@ -214,6 +214,7 @@ def test_memory_guard_for_absurd_sizes_and_environment(monkeypatch):
      ({"method": "fast", "max_iter": 2.5}, ["max_iter"]),
      ({"method": "fast", "polish": "yes"}, ["polish"]),
      ({"method": "fast", "threads": 0}, ["threads"]),
+     ({"method": "fast", "precision": "half"}, ["precision", "mixed", "double"]),
      ({"method": "fast", "working_set": np.ones(3, dtype=bool)}, ["working_set"])],
 )
 def test_method_and_option_validation(kwargs, words):
@@ -255,18 +256,42 @@ def test_newton_refinement_and_working_set_are_exercised():
     assert abs(no_ws.objective - sol.objective) <= 1e-6 * sol.objective
 
 
-def test_cached_gram_blocks_match_the_design_matrix():
+@pytest.mark.parametrize("c", [1, 3])
+def test_operator_products_match_the_design_matrix(c):
+    """Every product of the fast solver (all groups, a working set in float64 and in
+    float32, a few groups) against the sparse A = [D_1 X, …] applied per output."""
     from convexnn.methods.group_lasso import GroupLassoOperator
 
-    X, y, pats = problem(50, 3, 40, seed=9)
-    op = GroupLassoOperator(X, pats.masks, 1)
+    X, _, pats = problem(50, 3, 40, seed=9)
+    op = GroupLassoOperator(X, pats.masks)
     A = design_matrix(X, pats.masks).toarray()
     rng = np.random.default_rng(0)
-    for _ in range(6):  # overlapping supports grow the cache block by block
-        idx = np.sort(rng.choice(pats.P, size=rng.integers(1, 12), replace=False))
-        cols = (idx[:, None] * 3 + np.arange(3)).ravel()
-        Q, G = op.support_gram(idx)
-        assert np.allclose(Q, A[:, cols]) and np.allclose(G, A[:, cols].T @ A[:, cols])
+    W = rng.standard_normal((pats.P, 3, c))
+    R = rng.standard_normal((50, c))
+    fit = np.column_stack([A @ W[:, :, k].ravel() for k in range(c)])  # (n, c)
+    corr = np.stack([(A.T @ R[:, k]).reshape(pats.P, 3) for k in range(c)], axis=2)
+    rows, Rt = W.reshape(pats.P, 3 * c), np.ascontiguousarray(R.T)
+    everything = np.arange(pats.P)
+    assert np.allclose(op.forward(rows, everything).T, fit, rtol=1e-12, atol=1e-12)
+    assert np.allclose(op.correlations(Rt).reshape(-1, 3, c), corr, rtol=1e-12, atol=1e-12)
+    idx = np.sort(rng.choice(pats.P, size=12, replace=False))
+    fit_S = np.column_stack([A[:, (idx[:, None] * 3 + np.arange(3)).ravel()]
+                             @ W[idx, :, k].ravel() for k in range(c)])
+    assert np.allclose(op.correlations(Rt, idx), corr[idx].reshape(12, -1), atol=1e-12)
+    for mixed, tol in ((False, 1e-12), (True, 1e-5)):
+        sub = op.sub(idx, mixed)
+        scale = np.abs(fit_S).max()
+        assert np.allclose(sub.fwd(rows[idx]).T, fit_S, rtol=tol, atol=tol * scale)
+        assert np.allclose(sub.adj(Rt), corr[idx].reshape(12, -1), rtol=tol,
+                           atol=tol * np.abs(corr).max())
+        # the float64 products are exact whatever the masks' storage
+        assert np.allclose(sub.fwd64(rows[idx]).T, fit_S, rtol=1e-12, atol=1e-12)
+        assert np.allclose(sub.adj64(Rt), corr[idx].reshape(12, -1), rtol=1e-12, atol=1e-12)
+        few = np.array([0, 5])
+        part = np.column_stack([A[:, (idx[few][:, None] * 3 + np.arange(3)).ravel()]
+                                @ W[idx[few], :, k].ravel() for k in range(c)])
+        assert np.allclose(sub.partial_fwd64(rows[idx[few]], few).T, part, atol=1e-12)
+    assert sub.MT.dtype == np.float32 and op.sigma == pytest.approx(np.linalg.norm(X, 2))
 
 
 def test_ipm_path_certified_on_badly_scaled_data():

@@ -435,7 +435,7 @@ class _Finisher:
         self.opts = SolveOptions(solver=solver, tol=FINISH_TOL_FACTOR * tol, method="fast",
                                  method_options=group_lasso.Options(threads=threads))
         a, _ = ipm_scales(data)  # the fast method works on X/a (see group_lasso.run)
-        self.op = group_lasso.GroupLassoOperator(data.X / a, data.M, data.c)
+        self.op = group_lasso.GroupLassoOperator(data.X / a, data.M)
         self.threads = threads
         self.steps = 0
         self.stopped = False  # the callback asked to stop
