@@ -217,7 +217,7 @@ def test_gated_warm_start_and_other_solvers():
     assert gated.info["working_set"]["gated"]["active_groups"] > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SCS may report inaccurate; the certificate decides
-        scs = cn.solve("relu", ds.X, ds.y, method="fast", solver="scs", **kw)
+        scs = cn.solve("relu", ds.X, ds.y, method="fast", solver="scs", inner="ipm", **kw)
     assert scs.solver == "SCS" and scs.method == "fast"
     assert scs.certificate.dual_objective <= ref.objective * (1 + 1e-9)
 
