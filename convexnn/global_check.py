@@ -287,13 +287,28 @@ def scan_arrangement(
     kept_v: list[np.ndarray] = []
     kept_m: list[np.ndarray] = []
     kept_g: list[np.ndarray] = []
+    # the solution's own patterns are checked too (the bound then covers its program);
+    # those that are cells of the arrangement are counted once
+    width = (data.n + 7) // 8
+    key_type = np.dtype((np.void, width))
+
+    def keys_of(M: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.packbits(M, axis=0).T).view(key_type).ravel()
+
+    own_keys = np.unique(keys_of(data.M))  # sorted; those found in a chunk are removed
     with blas_threads(1):
         own = values_of(data.M)
         top = float(own.max(initial=0.0))
-        checked = data.P
+        checked = 0
         for part in cells.chunks():
             vals = values_of(part.masks)
             checked += part.P
+            if own_keys.size:
+                found = keys_of(part.masks)
+                at = np.minimum(np.searchsorted(own_keys, found), own_keys.size - 1)
+                hit = own_keys[at] == found
+                if hit.any():
+                    own_keys = np.delete(own_keys, np.unique(at[hit]))
             top = max(top, float(vals.max(initial=0.0)))
             bad = np.nonzero(vals / lam - 1.0 > tolerance)[0]
             if bad.size:
@@ -302,6 +317,7 @@ def scan_arrangement(
                 kept_g.append(part.gates[:, bad])
                 if sum(v.size for v in kept_v) > 2 * keep:  # bounded: keep the worst
                     kept_v, kept_m, kept_g = _worst(kept_v, kept_m, kept_g, keep)
+    checked += own_keys.size
     kept_v, kept_m, kept_g = _worst(kept_v, kept_m, kept_g, keep)
     values = kept_v[0] if kept_v else np.zeros(0)
     n, d = data.X.shape

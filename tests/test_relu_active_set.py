@@ -151,7 +151,7 @@ def test_face_cache_projection_equals_nnls():
     blocks = Blocks(data.X, data.M[:, pat].astype(float), signs(data.M[:, pat]), 2)
     cache = FaceCache(blocks)
     V = rng.standard_normal((10, 5, 2))
-    for step in range(4):  # cached faces from the previous, nearby vectors
+    for _ in range(4):  # cached faces from the previous, nearby vectors
         V = V + 0.05 * rng.standard_normal(V.shape)
         Pi, mult = cache.project(V, multipliers=True)
         for b in range(10):
