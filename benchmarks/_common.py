@@ -31,6 +31,15 @@ def fmt(x: float | None, spec: str = ".3f") -> str:
     return format(x, spec)
 
 
+def new_report_path(stem: str) -> Path:
+    """Where a report goes unless ``--out`` names a file: a new, time-stamped file under
+    ``results/`` (the committed reports are replaced only when asked for by name)."""
+    import datetime as _dt
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return ROOT / "results" / f"{stem}-{stamp}.md"
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a report atomically (never half a table)."""
     path.parent.mkdir(parents=True, exist_ok=True)

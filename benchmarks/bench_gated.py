@@ -15,7 +15,7 @@ its peak-RSS mark (``/proc/self/clear_refs``) just before the solve and reports
 solve excluded; ``ru_maxrss`` where ``/proc`` is missing). This is the solve's peak
 resident memory, including BLAS/solver allocations that ``tracemalloc`` would not see.
 
-Writes a Markdown report to ``--out`` (default ``results/benchmarks.md``).
+Writes a Markdown report to ``--out`` (default: a new ``results/benchmarks-DATE.md``).
 
 Examples::
 
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from _common import fmt, parse_sizes, write_text  # noqa: E402
+from _common import fmt, new_report_path, parse_sizes, write_text  # noqa: E402
 
 import convexnn as cn  # noqa: E402
 
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-memory", action="store_true",
                     help="skip the peak-memory subprocesses")
     ap.add_argument("--timeout", type=float, default=1800, help="per subprocess (s)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="report file (default: a new results/benchmarks-DATE.md; the committed "
+                         "results/benchmarks.md is replaced only when named here)")
     ap.add_argument("--child-method", help=argparse.SUPPRESS)
     ap.add_argument("--child-size", type=lambda s: parse_sizes(s)[0], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -254,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['size']} | {r['method']} | {r['one']:.3f} | {r['path']:.3f} | "
                          f"{r['ratio']:.2f} | {r['certified']} | {r['worst_gap']:.2e} |")
     text = "\n".join(lines) + "\n"
-    write_text(args.out, text)
+    write_text(args.out or new_report_path("benchmarks"), text)
     print()
     print(text)
-    print(f"written to {args.out}")
+    print(f"written to {args.out or 'results/'}")
     return 0
 
 

@@ -16,7 +16,8 @@ for each size (n, d, P) and ``λ = lam_ratio · λ_max`` (and the ``μ`` of that
 Each timing is repeated ``--repeats`` times; medians are printed with the ratio to the
 gated fast solve, iterations and the relative gaps of convexnn's numpy certificates.
 The load average before and after is recorded: on a shared machine timings move with
-it. Writes a Markdown report to ``--out`` (default ``results/benchmarks_reweight.md``).
+it. Writes a Markdown report to ``--out`` (default: a new
+``results/benchmarks_reweight-DATE.md``).
 
 Examples::
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from _common import fmt, parse_sizes, write_text  # noqa: E402
+from _common import fmt, new_report_path, parse_sizes, write_text  # noqa: E402
 
 import convexnn as cn  # noqa: E402
 from convexnn.formulations import prepare  # noqa: E402
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="iterations timed for the per-iteration cost")
     ap.add_argument("--lam-ratio", type=float, default=0.1, help="λ / λ_max (default 0.1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks_reweight.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="report file (default: a new results/benchmarks_reweight-DATE.md; "
+                         "the committed report is replaced only when named here)")
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.pure_repeats < 1 or args.pure_max_iter < 0:
         ap.error("--repeats and --pure-repeats must be ≥ 1, --pure-max-iter ≥ 0")
@@ -207,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         one, free = cost[1]["per"], cost[None]["per"]
         lines += ["", f"threads=None / threads=1 per iteration: {free / one:.1f}×", ""]
     lines += [f"Load average after: {loadavg()}.", ""]
-    write_text(args.out, "\n".join(lines))
-    print(f"wrote {args.out}")
+    write_text(args.out or new_report_path("benchmarks_reweight"), "\n".join(lines))
+    print(f"wrote {args.out or 'results/'}")
     return 0
 
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The version of convexnn (also recorded in every ``certificate.json``).
 __version__ = "0.1.0"
+
+#: The registered convex programs, by name: ``gated_relu``, ``relu``, ``ntk``, ``mkl`` and
+#: ``reweight``. Each value is a ``Formulation`` with its ``title``, regulariser name
+#: (``reg_name``: ``"lam"`` or ``"mu"``), the ``methods`` it offers, its plain-text ``math``
+#: and the page of ``docs/math/`` with the derivation. ``convexnn list`` prints them.
+REGISTRY: dict  # loaded on first use, like every name of _PUBLIC
 
 #: Public name → the module that defines it.
 _PUBLIC = {
@@ -58,7 +65,22 @@ _PUBLIC = {
     "InaccurateSolutionWarning": "solvers",
     "available_solvers": "solvers",
     "load_spec": "spec",
+    "GatedReLURegressor": "estimators",
+    "GatedReLUClassifier": "estimators",
+    "GatedReLURegressorCV": "estimators",
+    "GatedReLUClassifierCV": "estimators",
+    "ReLURegressor": "estimators",
+    "ReLUClassifier": "estimators",
+    "NTKRegressor": "estimators",
+    "NTKClassifier": "estimators",
+    "OptimalKernelRegressor": "estimators",
+    "OptimalKernelClassifier": "estimators",
     "solve_spec": "problems",
+    "TrainResult": "nonconvex",
+    "train_network": "nonconvex",
+    "sweep": "sweeps.run",
+    "SweepResult": "sweeps.run",
+    "load_sweep": "sweeps.spec",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__"])

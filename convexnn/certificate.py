@@ -31,6 +31,28 @@ class Certificate:
     in ``checks`` passed. ``scope`` says what the optimum is optimal among:
     ``"sampled"`` (networks whose activation patterns lie in the pattern set) or
     ``"all"`` (every network: the global optimum of training).
+
+    Attributes
+    ----------
+    formulation : str
+        The program certified.
+    objective : float
+        The primal objective ``p(W)``, recomputed in numpy from the weights.
+    dual_objective : float
+        The dual objective ``d(z)`` at a point ``z`` made exactly dual feasible in numpy;
+        by weak duality ``d(z) ≤ p* ≤ p(W)``.
+    gap, relative_gap : float
+        ``p(W) − d(z) ≥ 0`` and ``gap / |p(W)|``.
+    tolerance : float
+        The relative gap the certificate had to reach.
+    certified : bool
+        ``relative_gap ≤ tolerance`` and no failed check.
+    scope : {"sampled", "all"}
+        What the optimum is optimal among.
+    checks : mapping of str to float
+        Feasibility measures of the primal point (e.g. the ReLU program's cone violation).
+    failed : tuple of str
+        The checks that exceeded the tolerance.
     """
 
     formulation: str

@@ -97,43 +97,43 @@ def _spec_path(arg: str) -> Path:
     return p
 
 
+def _progress_mode(args: argparse.Namespace) -> str:
+    return "quiet" if args.quiet else "verbose" if args.verbose else "auto"
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .files import check_output_dir
+    import dataclasses
+    import json
+
+    from .files import CERTIFICATE_FILE, check_output_dir
     from .problems import solve_spec
+    from .report import describe, verify_command
     from .results import save
+    from .solvers import resolve_solver
     from .spec import load_spec
 
     spec = load_spec(_spec_path(args.spec))
-    out = Path(args.out) if args.out else Path("results") / spec.name
-    check_output_dir(out)  # refuse a bad --out before spending the solve
-    sol, ds = solve_spec(spec, solver=args.solver, uci_root=args.uci_root,
-                         verbose=args.verbose)
+    if args.solver or args.method:  # the spec recorded with the result is what ran
+        spec = dataclasses.replace(spec, solver=dataclasses.replace(
+            spec.solver, name=args.solver or spec.solver.name,
+            method=args.method or spec.solver.method))
+    out = check_output_dir(Path(args.out) if args.out else Path("results") / spec.name)
+    sol, ds = solve_spec(spec, uci_root=args.uci_root, verbose=args.verbose,
+                         progress=_progress_mode(args))
     save(sol, out, ds, spec=spec)
+    rec = json.loads((out / CERTIFICATE_FILE).read_text(encoding="utf-8"))
     cert = sol.certificate
-    reg = sol.reg_name
-    ratio = spec.model.reg_ratio
-    reg_s = f"{sol.reg:.6g}" + (f" ({reg}_ratio {ratio:g} × {reg}_max)" if ratio else "")
-    neurons = getattr(sol.network, "neurons", None)
-    t = sol.timings
     verdict = ("CERTIFIED" if cert.certified else "NOT CERTIFIED") + (
         " — global optimum (all patterns)" if cert.scope == "all" and cert.certified else
         " — optimal among the sampled patterns" if cert.certified else "")
-    rows = [
-        ("problem", f"{spec.name} ({spec.path})"),
-        ("data", f"{ds.name}: n={sol.n}, d={sol.d}, outputs={sol.outputs}, bias={sol.bias}"),
-        ("formulation", sol.formulation),
-        ("patterns", f"{sol.patterns.P} ({sol.patterns.method}, scope {cert.scope})"),
-        (reg, reg_s),
-        ("solver", f"{sol.solver} ({sol.method}), status {sol.status}"),
-        ("objective", f"{cert.objective:.12g}"),
-        ("dual objective", f"{cert.dual_objective:.12g}"),
-        ("relative gap", f"{cert.relative_gap:.3e} (tolerance {cert.tolerance:.0e})"),
-        ("certificate", verdict + (f"; failed: {list(cert.failed)}" if cert.failed else "")),
-        ("network", "none" if neurons is None else f"{neurons} neurons"),
-        ("time", f"build {t['build_s']:.3f} s, solve {t['solve_s']:.3f} s, "
-                 f"certify {t['certify_s']:.3f} s"),
-        ("saved", f"{out}/ (certificate.json, solution.npz, summary.md)"),
-    ]
+    rows = [("problem", f"{spec.name} ({spec.path})"), *describe(rec),
+            ("certificate", verdict + (f"; failed: {list(cert.failed)}" if cert.failed else "")),
+            ("saved", f"{out}/ (certificate.json, solution.npz, summary.md)"),
+            ("verify with", verify_command(rec, str(out)))]
+    requested = resolve_solver(spec.solver.name)
+    if requested not in str(sol.solver):
+        rows.insert(-2, ("note", f"the requested solver {requested} was not used: method "
+                                 f"{sol.method!r} solved this in {sol.solver}"))
     _out(_table(rows))
     if args.require_certified and not cert.certified:
         print(f"{PROG}: not certified: relative gap {cert.relative_gap:.3e} > tolerance "
@@ -225,55 +225,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .explain import explain
 
-    from .data import planted_relu
-    from .formulations import get_formulation
-    from .ops import group_norms
-    from .problem import prepare
-    from .solving import solve
-
-    form = get_formulation(args.formulation)
-    _out(f"{form.name} — {form.title}\n")
-    _out(form.math.rstrip() or "(this formulation documents no mathematics)")
-    n, d, gates = 8, 2, 4
-    ds = planted_relu(n, d, neurons=2, noise=0.1, seed=0)
-    data = prepare(ds.X, ds.y, patterns=gates, seed=0)
-    reg = 0.1 * form.reg_max(data)
-    sym = {"lam": "λ", "mu": "μ"}.get(form.reg_name, form.reg_name)
-    _out(f"\nA tiny instance: planted_relu(n={n}, d={d}, seed=0); {gates} Gaussian gates give "
-         f"P = {data.P} distinct patterns; {sym} = 0.1 · {sym}_max = {reg:.6g}.")
-    with np.printoptions(precision=3, suppress=True, threshold=40, edgeitems=2):
-        problems = form.build_problems(data, reg)
-        if not problems:
-            _out(f"\n{form.name} builds no single cvxpy problem (methods: "
-                 f"{', '.join(form.methods)}); its solve is shown below.")
-        for label, problem in problems.items():
-            m = problem.size_metrics
-            _out(f"\nThe cvxpy {label} problem (DPP: {problem.is_dcp(dpp=True)}; "
-                 f"{m.num_scalar_variables} scalar variables, {len(problem.constraints)} "
-                 f"constraint objects):")
-            _out(str(problem))
-        sol = solve(form.name, ds.X, ds.y, patterns=data.patterns, lam=reg)
-        _out(f"\nIts solution ({sol.solver}, {sol.method}, status {sol.status}):")
-        for k, w in sol.weights.items():
-            w = np.asarray(w)
-            if w.ndim == 3:
-                _out(f"  {k}: shape {w.shape}; block norms ||{k}_i|| = {group_norms(w)}")
-            else:
-                _out(f"  {k}: shape {w.shape}; {w.ravel()[:8]}{' …' if w.size > 8 else ''}")
-        solver_value = (sol.info or {}).get("solver_objective")
-        if solver_value is not None:
-            _out(f"  solver's reported objective {solver_value:.10g}; recomputed in numpy "
-                 f"{sol.objective:.10g}")
-        _out(f"\nIts certificate (numpy, from the solution alone):\n  {sol.certificate!r}")
-        net = sol.network
-        if net is not None:
-            _out(f"\nThe network it encodes: {net!r}")
-            if form.reg_name == "lam" and hasattr(net, "objective"):
-                value = net.objective(ds.X, ds.y, sol.lam)
-                _out(f"  its training objective ½||f(X) − y||² + (λ/2) Σ(||u_j||² + a_j²) = "
-                     f"{value:.10g} (convex optimum {sol.objective:.10g})")
+    fmt = "latex" if args.latex else "markdown" if args.markdown else "text"
+    _out(explain(args.formulation, fmt).rstrip("\n"))
     return EXIT_OK
 
 
@@ -290,10 +245,46 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise InvalidInputError("name a result set (convexnn reproduce --list shows them).")
         _out(_table([(r.name, r.description) for r in REPRODUCTIONS.values()]))
         return EXIT_OK
-    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root)
-    _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", [])))
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] \
+        if args.datasets else None
+    path, notes = reproduce(args.name, args.out, uci_root=args.uci_root, datasets=datasets,
+                            quick=args.quick, scheduler=args.scheduler, workers=args.workers)
+    _out(f"{args.name}: wrote {path}/ — " + ", ".join(notes.get("files", []))
+         + " (and reproduce.json: what ran, with which version, how long)")
     if "figures" in notes:
         _out(f"  figures {notes['figures']}")
+    if notes.get("skipped"):
+        _out(f"  SKIPPED: {', '.join(notes['skipped'])} (see the note column of the table)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps.run import sweep
+
+    result = sweep(args.spec, args.out, scheduler=args.scheduler, workers=args.workers,
+                   force=args.force, retry_failed=args.retry_failed, uci_root=args.uci_root,
+                   log=_out)
+    rows = []
+    for m in result.models.to_dict("records"):
+        if m["datasets"]:
+            rows.append((str(m["model"]), f"mean test {m['metric']} {m['mean_test']:.4g} over "
+                                          f"{m['datasets']} data set(s); certified "
+                                          f"{m['certified']:.0%} at the selected values"))
+    _out(_table(rows + [
+        ("tasks", f"{result.tasks}: {result.ran} run now, {result.skipped} done before, "
+                  f"{result.failed} failed"),
+        ("time", f"{result.seconds:.1f} s on {result.where}"),
+        ("saved", f"{result.out}/ ({', '.join(result.files)}, runs/)"),
+    ]))
+    if result.failed:
+        print(f"{PROG}: {result.failed} of {result.tasks} tasks failed; their one-line errors "
+              f"are in {result.out}/results.csv (column error); --retry-failed runs them again",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -322,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     uci = argparse.ArgumentParser(add_help=False)
     uci.add_argument("--uci-root", metavar="PATH", default=None,
                      help="folder of the UCI collection (default: $CONVEXNN_UCI, then "
-                          "../shared/data/uci)")
+                          "uci/ in the per-user data folder, ~/.local/share/convexnn/uci "
+                          "on Linux)")
 
     p = sub.add_parser("solve", parents=[common, uci], help="solve a TOML problem spec",
                        description="Solve a problem spec, certify it in numpy and save "
@@ -330,9 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC.toml", help="problem spec (or a bundled name)")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/<stem>/)")
     p.add_argument("--solver", metavar="NAME", help="override [solver] name")
+    p.add_argument("--method", metavar="METHOD",
+                   help="override [solver] method (auto, ipm, fast, …: convexnn list)")
     p.add_argument("--require-certified", action="store_true",
                    help="exit 3 when the certificate misses its tolerance")
-    p.add_argument("--verbose", action="store_true", help="show the solver's output")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the solver's output and a progress line per update")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (by default one is shown on a terminal)")
     p.set_defaults(func=_cmd_solve)
 
     p = sub.add_parser("verify", parents=[common, uci], help="re-derive a saved certificate",
@@ -353,9 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("explain", parents=[common], help="the math and a tiny worked instance",
-                       description="Show a formulation's mathematics, its cvxpy problem on a "
-                                   "tiny instance, the solution and its certificate.")
+                       description="Show a formulation's mathematics, its cvxpy problems on a "
+                                   "tiny instance with the values they solve to, the solution "
+                                   "and its numpy certificate (plain text by default).")
     p.add_argument("formulation", metavar="FORMULATION")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="print Markdown (with $$ math)")
+    fmt.add_argument("--latex", action="store_true",
+                     help="print a LaTeX fragment for lecture notes (needs amsmath)")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("reproduce", parents=[common, uci], help="regenerate a result set",
@@ -364,7 +366,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", nargs="?")
     p.add_argument("--list", action="store_true", help="name the result sets")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME/)")
+    p.add_argument("--quick", action="store_true",
+                   help="the small version of the set (minutes; used by the tests and CI)")
+    p.add_argument("--datasets", metavar="A,B,C",
+                   help="UCI data sets to use (default: every one found)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="sweep engine: 'processes' (default: a local process pool), "
+                        "'local' (a Dask LocalCluster), 'serial' or a Dask scheduler "
+                        "address tcp://HOST:8786")
+    p.add_argument("--workers", metavar="N", type=int, help="sweep engine: local workers")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("sweep", parents=[common, uci], help="run data sets × models × a grid",
+                       description="Run every task of a sweep spec that has no record in DIR "
+                                   "yet (locally, or on a Dask cluster), then write "
+                                   "results.csv and the model-selection summary.")
+    p.add_argument("spec", metavar="SWEEP.toml", help="sweep spec (or a bundled name)")
+    p.add_argument("--out", metavar="DIR", help="sweep folder (default results/<stem>/)")
+    p.add_argument("--scheduler", metavar="ADDRESS|local|processes", default="processes",
+                   help="processes: a local process pool (default); local: a Dask "
+                        "LocalCluster on 127.0.0.1; tcp://HOST:8786: a running Dask scheduler")
+    p.add_argument("--workers", metavar="N", type=int,
+                   help="local worker processes (default: the available cores)")
+    p.add_argument("--force", action="store_true",
+                   help="accept a spec that differs from DIR/sweep.json")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the tasks recorded as failed again")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

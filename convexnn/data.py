@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,19 @@ UCI_ENV = "CONVEXNN_UCI"
 
 @dataclass(frozen=True, repr=False)
 class Dataset:
-    """A validated data set: features ``X`` (n×d), targets ``y`` (n or n×c)."""
+    """A validated data set: features ``X`` (n×d), targets ``y`` (n or n×c).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, d)
+        The features.
+    y : ndarray of shape (n,) or (n, c)
+        The targets.
+    name : str
+        A description (the source, or the generator's arguments).
+    meta : dict
+        Whatever the loader records (the source, the class labels, a teacher's weights).
+    """
 
     X: np.ndarray
     y: np.ndarray
@@ -80,7 +93,25 @@ class Dataset:
 
 
 def add_bias(X: np.ndarray) -> np.ndarray:
-    """Append a column of ones: ``[X, 1]`` (gates then get a bias entry too)."""
+    """Append a column of ones: ``[X, 1]`` (gates then get a bias entry too).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs.
+
+    Returns
+    -------
+    ndarray of shape (n, d + 1)
+        ``X`` as float64 with a last column of ones.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> cn.add_bias([[2.0], [3.0]])
+    array([[2., 1.],
+           [3., 1.]])
+    """
     X = np.asarray(X, dtype=np.float64)
     return np.hstack([X, np.ones((X.shape[0], 1))])
 
@@ -128,8 +159,36 @@ def planted_relu(
 ) -> Dataset:
     """A seeded synthetic teacher: ``y = Σ_j (x^T u_j)_+ a_j + noise·ε``.
 
-    ``X`` and the teacher weights ``u_j`` are standard Gaussian, ``a_j`` are ±1
-    (alternating), ``ε`` is standard Gaussian.
+    The inputs ``X`` and the noise ``ε`` are standard Gaussian; the teacher's first-layer
+    weights are ``u_j ~ N(0, I_d/d)`` and its output weights ``a_j = ±(1 + U[0, 1))`` with
+    alternating signs (``+`` for the first neuron). Everything is drawn from one
+    generator seeded with ``seed``.
+
+    Parameters
+    ----------
+    n, d : int, default 200, 5
+        Number of samples and of features.
+    neurons : int, default 3
+        Hidden neurons of the teacher.
+    noise : float, default 0.1
+        Standard deviation of the additive Gaussian noise.
+    seed : int, default 0
+        The seed.
+    outputs : int, default 1
+        Number of outputs ``c`` (``y`` is then n × c).
+
+    Returns
+    -------
+    Dataset
+        ``X`` (n × d), ``y`` (n,) or (n × c), and the teacher's weights in
+        ``meta["teacher_U"]`` (d × neurons) and ``meta["teacher_A"]`` (neurons × c).
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=50, d=3, seed=1)
+    >>> data.X.shape, data.y.shape
+    ((50, 3), (50,))
     """
     for name, val in (("n", n), ("d", d), ("neurons", neurons), ("outputs", outputs)):
         integer(val, name, minimum=1)
@@ -250,30 +309,39 @@ def load_sklearn(name: str) -> Dataset:
                    meta={"source": f"sklearn:{name}"})
 
 
-def uci_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding the UCI collection.
-
-    Looked up in order: the ``root`` argument, the ``CONVEXNN_UCI`` environment
-    variable, then ``../shared/data/uci`` next to the current directory or the
-    package checkout. The public archive of the collection (Fernández-Delgado et al.,
-    JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from the README.
-    """
-    candidates: list[Path] = []
-    if root is not None:
-        candidates.append(Path(root).expanduser())
-    elif os.environ.get(UCI_ENV):
-        candidates.append(Path(os.environ[UCI_ENV]).expanduser())
+def user_data_dir() -> Path:
+    """convexnn's per-user data folder: ``$XDG_DATA_HOME/convexnn`` (default
+    ``~/.local/share/convexnn``) on Linux, ``~/Library/Application Support/convexnn`` on
+    macOS, ``%LOCALAPPDATA%\\convexnn`` on Windows."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     else:
-        here = Path(__file__).resolve().parent.parent
-        candidates += [Path.cwd() / ".." / "shared" / "data" / "uci",
-                       here / ".." / "shared" / "data" / "uci"]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    where = ", ".join(str(c) for c in candidates)
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "convexnn"
+
+
+def uci_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding the UCI collection (``<name>/<name>_R.dat`` files).
+
+    Looked up in order: the ``root`` argument (``--uci-root``), the ``CONVEXNN_UCI``
+    environment variable, then ``uci/`` in the per-user data folder
+    (:func:`user_data_dir`). The public archive of the collection (Fernández-Delgado et
+    al., JMLR 2014, as preprocessed by Arora et al., ICLR 2020) is linked from ``docs/cli.md``.
+    """
+    if root is not None:
+        where, how = Path(root).expanduser(), "--uci-root"
+    elif os.environ.get(UCI_ENV):
+        where, how = Path(os.environ[UCI_ENV]).expanduser(), f"${UCI_ENV}"
+    else:
+        where, how = user_data_dir() / "uci", "the default location"
+    if where.is_dir():
+        return where.resolve()
     raise InvalidInputError(
-        f"UCI data folder not found (looked in: {where}). Pass --uci-root / root=PATH or set "
-        f"{UCI_ENV}=PATH to a folder holding <name>/<name>_R.dat files."
+        f"UCI collection not found at {where} ({how}). Unpack the archive (see the README) "
+        f"and point convexnn at the folder holding <name>/<name>_R.dat: --uci-root PATH, "
+        f"or {UCI_ENV}=PATH, or put it at {user_data_dir() / 'uci'}."
     )
 
 

@@ -421,9 +421,11 @@ def certify_global(
 
     Parameters
     ----------
-    solution : Solution of ``"relu"`` or ``"gated_relu"``
-    X, y : the data the solution was computed on (checked against its hash)
-    candidates : Patterns, int, "all" or None
+    solution : Solution
+        A solution of ``"relu"`` or ``"gated_relu"`` from :func:`convexnn.solve`.
+    X, y : array_like
+        The data the solution was computed on (checked against its hash).
+    candidates : Patterns, int, "all" or None, optional
         The patterns to check: ``"all"`` enumerates the arrangement (raises
         :class:`~convexnn.errors.ProblemTooLargeError` beyond ``max_patterns`` cells;
         above ``STREAM_ABOVE`` cells it is streamed in chunks, :func:`scan_arrangement`,
@@ -431,7 +433,27 @@ def certify_global(
         an int samples that many Gaussian gates (scope ``"sampled"``: how far the
         solution is from optimal among a larger sample); None enumerates when possible
         and otherwise samples ``max(1000, 10 P)`` gates.
-    tol : float, default the solution certificate's tolerance
+    max_patterns : int, default 20000
+        The largest arrangement that is enumerated.
+    tol : float, optional
+        Relative tolerance of the check (default: the solution certificate's).
+    seed : int or None, default 0
+        Seed of the sampled gates, when gates are sampled.
+
+    Returns
+    -------
+    GlobalCheck
+        ``passed``, ``scope``, the largest violation of the dual constraint, the violating
+        patterns and a lower bound on the optimum over the checked patterns.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=30, d=2, seed=0)
+    >>> sol = cn.solve("relu", data.X, data.y, patterns=8, lam_ratio=0.1)
+    >>> check = cn.certify_global(sol, data.X, data.y, candidates="all")
+    >>> check.scope
+    'all'
     """
     if not isinstance(solution, Solution):
         raise InvalidInputError(

@@ -66,11 +66,19 @@ def ntk_gram(X: Any, Z: Any = None, *, bias: bool = False) -> np.ndarray:
 
     Parameters
     ----------
-    X : array (n, d)
-    Z : array (m, d), optional
+    X : array_like of shape (n, d)
+        The inputs.
+    Z : array_like of shape (m, d), optional
         New points: returns the cross kernel ``K[j, l] = z_jᵀx_l (π − θ)/(2π)`` (m × n).
-    bias : bool
+    bias : bool, default False
         Append a column of ones to X (and Z) first; the gates then have a bias entry too.
+
+    Returns
+    -------
+    ndarray of shape (n, n) or (m, n)
+        The kernel, ``θ_kl`` the angle between ``x_k`` and ``x_l``. It equals
+        ``Σ_i p_i D_i X Xᵀ D_i`` over every pattern of the data, ``p_i`` their Gaussian
+        probabilities (``docs/math/ntk.md``).
 
     Notes
     -----
@@ -123,6 +131,39 @@ def empirical_ntk(
 
     With ``return_se=True`` also returns the entrywise standard errors
     ``|xᵀx'| √(q̂(1 − q̂)/N)``, ``q̂`` the observed fraction of gates active on both points.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs.
+    width : int, optional
+        Number ``N`` of Gaussian gates to draw (give this or ``gates``).
+    gates : array_like of shape (d, N), optional
+        The gates themselves (with the bias entry when ``bias``).
+    seed : int or None, default 0
+        Seed of the drawn gates.
+    bias : bool, default False
+        Append a column of ones to ``X`` (and ``Z``) first.
+    Z : array_like of shape (m, d), optional
+        New points: return the cross kernel (m × n) instead.
+    return_se : bool, default False
+        Also return the entrywise standard errors.
+
+    Returns
+    -------
+    K : ndarray of shape (n, n) or (m, n)
+        The empirical NTK.
+    se : ndarray, same shape as ``K``
+        Its standard errors (only with ``return_se=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convexnn as cn
+    >>> X = cn.planted_relu(n=20, d=3, seed=0).X
+    >>> K = cn.empirical_ntk(X, width=20000, seed=0)
+    >>> bool(np.abs(K - cn.ntk_gram(X)).max() < 0.05 * np.abs(cn.ntk_gram(X)).max())
+    True
     """
     X, Zv = _inputs(X, Z, bias)
     d = X.shape[1]
@@ -175,6 +216,24 @@ def ntk_weights(patterns: Patterns, X: np.ndarray | None = None, *, draws: int =
       from ``draws`` Gaussian gates on ``X`` (the data the patterns were built on).
 
     Never renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).
+
+    Parameters
+    ----------
+    patterns : Patterns
+        From :func:`convexnn.sample_patterns` or :func:`convexnn.enumerate_patterns`.
+    X : ndarray of shape (n, d), optional
+        The data the patterns were built on (needed only for a Monte Carlo estimate).
+    draws : int, default 100000
+        Gaussian gates of the Monte Carlo estimate.
+    seed : int or None, default 0
+        Seed of the Monte Carlo estimate.
+
+    Returns
+    -------
+    p : ndarray of shape (P,)
+        The weight of each pattern in the NTK.
+    se : ndarray of shape (P,)
+        Its standard error (0 for exact probabilities).
     """
     if patterns.probabilities is not None:
         return np.asarray(patterns.probabilities, dtype=np.float64), np.zeros(patterns.P)
@@ -225,13 +284,29 @@ def kernel_ridge(X: np.ndarray, Y: np.ndarray, M: np.ndarray, eta: np.ndarray, m
                  ) -> tuple[float, np.ndarray]:
     """Kernel ridge with ``K_η`` in closed form: ``J(η) = (μ/2)⟨Y, α⟩``, ``α = (K_η + μI)⁻¹Y``.
 
-    One Cholesky factorisation of the n×n matrix ``K_η + μI``; the kernel is formed by
-    the Hadamard/GEMM identity (never P n×n matrices).
+    One Cholesky factorisation of the n×n matrix ``K_η + μI``; the kernel
+    ``K_η = Σ_i η_i D_i X Xᵀ D_i = (X Xᵀ) ∘ (M diag(η) Mᵀ)`` is formed by that Hadamard/GEMM
+    identity (never P n×n matrices).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        The inputs.
+    Y : ndarray of shape (n, c)
+        The targets, one column per output.
+    M : ndarray of shape (n, P)
+        The masks: column ``i`` is the diagonal of ``D_i`` (``Patterns.masks``).
+    eta : ndarray of shape (P,)
+        Non-negative kernel weights.
+    mu : float
+        The ridge ``μ > 0``.
 
     Returns
     -------
-    value : float — ``J(η)``
-    alpha : ndarray (n, c)
+    value : float
+        ``J(η) = (μ/2)⟨Y, α⟩``.
+    alpha : ndarray of shape (n, c)
+        ``(K_η + μI)⁻¹Y``; the weights are ``w_i = η_i Xᵀ D_i α``.
     """
     eta = check_eta(eta, M.shape[1])
     K = masked_gram(X, M, eta)

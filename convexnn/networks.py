@@ -120,8 +120,21 @@ class _TwoLayer:
 class GatedReLUNetwork(_TwoLayer):
     """``f(x) = Σ_j 1[g_j^T x ≥ 0] (x^T u_j) a_j`` with fixed gates ``g_j``.
 
-    Attributes: ``gates`` (d × m), ``U`` (d × m), ``A`` (m × c); with ``bias`` a one is
-    appended to every input before gates and first layer act.
+    Trained with ``½||f(X) − y||² + (λ/2) Σ_j (||u_j||² + ||a_j||²)`` (:meth:`objective`).
+
+    Attributes
+    ----------
+    U : ndarray of shape (d, m)
+        First-layer weights ``u_j``, one column per neuron.
+    A : ndarray of shape (m, c)
+        Second-layer weights ``a_j``, one row per neuron.
+    gates : ndarray of shape (d, m)
+        The fixed gates ``g_j``.
+    bias : bool
+        A one is appended to every input before gates and first layer act (``d``
+        counts it).
+    single_output : bool
+        ``predict`` returns shape (n,) rather than (n, 1).
     """
 
     gates: np.ndarray = None  # type: ignore[assignment]
@@ -140,7 +153,21 @@ class GatedReLUNetwork(_TwoLayer):
 
 @dataclass(frozen=True, repr=False)
 class ReLUNetwork(_TwoLayer):
-    """``f(x) = Σ_j (x^T u_j)_+ a_j``."""
+    """``f(x) = Σ_j (x^T u_j)_+ a_j``.
+
+    Trained with ``½||f(X) − y||² + (λ/2) Σ_j (||u_j||² + ||a_j||²)`` (:meth:`objective`).
+
+    Attributes
+    ----------
+    U : ndarray of shape (d, m)
+        First-layer weights ``u_j``, one column per neuron.
+    A : ndarray of shape (m, c)
+        Second-layer weights ``a_j``, one row per neuron.
+    bias : bool
+        A one is appended to every input before the first layer acts (``d`` counts it).
+    single_output : bool
+        ``predict`` returns shape (n,) rather than (n, 1).
+    """
 
     def _hidden(self, Xb: np.ndarray) -> np.ndarray:
         return np.maximum(Xb @ self.U, 0.0)

@@ -143,7 +143,7 @@ def solve_path(
 
     Parameters
     ----------
-    formulation, X, y, patterns, bias, solver, tol, seed, verbose, solver_options
+    formulation, X, y, patterns, bias, solver, tol, seed, verbose, solver_options, memory_limit
         As in :func:`convexnn.solve`; the patterns are resolved once for the whole path.
     lams : sequence of float, optional
         Regularisation values (any order; they are solved from the largest down and
@@ -159,6 +159,20 @@ def solve_path(
     Returns
     -------
     SolutionPath
+        One certified :class:`~convexnn.Solution` per value, with ``objectives``,
+        ``relative_gaps`` and ``certified`` (every value certified).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=60, d=3, seed=0)
+    >>> path = cn.solve_path("gated_relu", data.X, data.y, patterns=30,
+    ...                      lam_ratios=np.geomspace(1, 0.05, 6))
+    >>> path.certified, len(path)
+    (True, 6)
+    >>> bool(np.all(np.diff(path.objectives) < 0))  # smaller λ, smaller objective
+    True
     """
     start = time.perf_counter()
     form = get_formulation(formulation)

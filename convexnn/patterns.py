@@ -61,9 +61,14 @@ class Patterns:
     draws : int
         Number of gates drawn in total, including those whose pattern was all-zero
         and dropped; ``counts / draws`` is the Monte Carlo pattern frequency.
-    method : {"sample", "gates", "enumerate"}
+    method : {"sample", "gates", "enumerate", "augmented"}
+        How the set was made: Gaussian gates, given gates, every cell of the arrangement,
+        or a working set grown by pattern augmentation (``solve(..., augment=True)``).
     scope : {"sampled", "all"}
-        ``"all"`` when every cell of the arrangement is present.
+        ``"all"`` when every cell of the arrangement is present. This describes the pattern
+        set; what a *solution* is optimal among is its certificate's scope — an augmented
+        working set (scope ``"sampled"``) can carry a certificate of scope ``"all"`` when the
+        check over every pattern of the arrangement passed.
     probabilities : ndarray or None
         Exact Gaussian probability of each pattern when known (d ≤ 2 enumeration).
         Not renormalised after dropping the all-zero pattern (``docs/math/ntk.md``).
@@ -191,7 +196,31 @@ def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns
     """Patterns of ``count`` Gaussian gates ``g ~ N(0, I_d)``.
 
     Duplicates are merged (first gate kept, counts added) and the all-zero pattern
-    dropped, so ``P ≤ count``.
+    dropped, so ``P ≤ count``. The frequencies ``counts / count`` estimate the Gaussian
+    probabilities of the patterns (the NTK's weights).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs (with the bias column, if the model has one).
+    count : int
+        Number of gates to draw.
+    seed : int or None, default 0
+        Seed of the gates.
+
+    Returns
+    -------
+    Patterns
+        Scope ``"sampled"``: masks (n × P), one representative gate per pattern (d × P),
+        counts.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> X = cn.planted_relu(n=30, d=3, seed=0).X
+    >>> pats = cn.sample_patterns(X, 50, seed=0)
+    >>> pats.P <= 50 and pats.masks.shape == (30, pats.P)
+    True
     """
     X = validate_X(X, "X")
     count = integer(count, "count", minimum=1)
@@ -206,7 +235,23 @@ def sample_patterns(X: np.ndarray, count: int, seed: int | None = 0) -> Patterns
 
 
 def patterns_from_gates(X: np.ndarray, G: np.ndarray) -> Patterns:
-    """Patterns ``1[X g_j ≥ 0]`` of the given gates (columns of ``G``, shape d × m)."""
+    """Patterns ``1[X g_j ≥ 0]`` of the given gates.
+
+    Duplicates are merged and the all-zero pattern dropped, as in
+    :func:`sample_patterns`.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs (with the bias column, if the model has one).
+    G : array_like of shape (d, m) or (d,)
+        The gates, one per column.
+
+    Returns
+    -------
+    Patterns
+        Scope ``"sampled"`` (method ``"gates"``).
+    """
     X = validate_X(X, "X")
     G = np.asarray(G, dtype=np.float64)
     if G.ndim == 1:
@@ -462,11 +507,31 @@ def enumerate_patterns(X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTER
     each such ray is perturbed into all its neighbouring cells (rays where more
     hyperplanes meet are handled exactly by recursing on the local arrangement).
 
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs (with the bias column, if the model has one).
+    max_patterns : int, default 100000
+        The largest number of cells enumerated.
+
+    Returns
+    -------
+    Patterns
+        Scope ``"all"``: every non-zero pattern, with exact probabilities when d = 2.
+        A program over them is exact over networks of any width (``docs/math/relu.md``).
+
     Raises
     ------
     ProblemTooLargeError
         When the predicted number of cells, ``2 Σ_{j<d} C(k−1, j)`` for ``k`` distinct
         hyperplanes, exceeds ``max_patterns``.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> X = cn.planted_relu(n=10, d=2, seed=0).X
+    >>> cn.enumerate_patterns(X).P  # 2n cells of 10 lines through the origin
+    20
     """
     X = validate_X(X, "X")
     n, d = X.shape

@@ -97,12 +97,36 @@ def load_dataset(spec: DataSpec, *, uci_root: str | Path | None = None) -> Datas
 
 def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
                uci_root: str | Path | None = None, verbose: bool = False,
-               data: Dataset | None = None) -> tuple[Solution, Dataset]:
-    """Load the data of ``spec`` and solve it; returns ``(Solution, Dataset)``.
+               data: Dataset | None = None, method: str | None = None,
+               progress: bool | str = False) -> tuple[Solution, Dataset]:
+    """Load the data of ``spec`` and solve it.
 
     The data are validated, hashed and given their bias column and patterns once
-    (:func:`convexnn.problem.prepare`). ``solver`` overrides ``[solver] name``; ``data``
-    skips loading (it must be what :func:`load_dataset` returns for ``spec.data``).
+    (``convexnn.problem.prepare``).
+
+    Parameters
+    ----------
+    spec : ProblemSpec
+        From :func:`convexnn.load_spec`.
+    solver : str, optional
+        Overrides ``[solver] name``.
+    uci_root : str or path, optional
+        The UCI collection, for ``uci:`` sources.
+    verbose : bool, default False
+        Show the solver's output.
+    data : Dataset, optional
+        Skip loading: the data set the spec's ``[data]`` section describes.
+    method : str, optional
+        Overrides ``[solver] method``.
+    progress : bool or str, default False
+        As in :func:`convexnn.solve`.
+
+    Returns
+    -------
+    solution : Solution
+        The certified solution.
+    dataset : Dataset
+        The data it was computed on (for :func:`convexnn.save`).
     """
     origin = str(spec.path) if spec.path is not None else spec.name
     if data is None:
@@ -121,14 +145,16 @@ def solve_spec(spec: ProblemSpec, *, solver: str | None = None,
     reg = form.resolve_reg(prepared, model.reg, model.reg_ratio)
     options = dict(model.options)
     memory_limit = options.pop("memory_limit", None)  # a solve option, allowed here too
+    method = method or sv.method
     try:  # options a method does not take are named with their section
-        split_options(form, form.choose_method(prepared, sv.method), options)
+        split_options(form, form.choose_method(prepared, method), options)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{origin}: [model.options]: {exc}") from None
     try:
         sol = solve_data(form, prepared, reg, solver=solver or sv.name, tol=sv.tolerance,
-                         method=sv.method, verbose=verbose, solver_options=dict(sv.options),
-                         memory_limit=memory_limit, **options)
+                         method=method, verbose=verbose, progress=progress,
+                         solver_options=dict(sv.options), memory_limit=memory_limit,
+                         **options)
     except InvalidInputError as exc:
         if getattr(exc, "argument", None) == "solver_options":
             raise InvalidInputError(f"{origin}: [solver.options]: {exc}") from None

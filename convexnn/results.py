@@ -70,6 +70,8 @@ NESTED_KEYS = {
 
 DataLike = Dataset | tuple[Any, Any]
 
+#: Longest list of a method's ``info`` kept in the record (first and last halves).
+MAX_INFO_ITEMS = 200
 #: The key of the record's own digest.
 RECORD_DIGEST = "record_sha256"
 #: A certificate.json larger than this is refused unread (a real one is a few kB).
@@ -96,6 +98,27 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if value is None or isinstance(value, str):
         return value
+    return str(value)
+
+
+def _compact(value: Any, depth: int = 0) -> Any:
+    """What a method reported in ``info``, made JSON-sized: scalars, strings and nested
+    records are kept (iteration counts, rounds, the solver's status); arrays are dropped
+    and lists longer than ``MAX_INFO_ITEMS`` keep their first and last entries."""
+    if value is None or isinstance(value, (bool, int, float, str, np.bool_, np.integer,
+                                           np.floating)):
+        return value
+    if depth >= 4 or isinstance(value, np.ndarray):
+        return None
+    if isinstance(value, Mapping):
+        out = {str(k): _compact(v, depth + 1) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None or value.get(k) is None}
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+        if len(items) > MAX_INFO_ITEMS:
+            half = MAX_INFO_ITEMS // 2
+            items = items[:half] + items[-half:]
+        return [_compact(v, depth + 1) for v in items]
     return str(value)
 
 
@@ -200,8 +223,7 @@ def certificate_record(solution: Any, data: DataLike, *, spec: Any = None,
     cert = solution.certificate
     net = solution.network
     form = REGISTRY.get(solution.formulation)
-    info = {k: v for k, v in (solution.info or {}).items()
-            if v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating))}
+    info = _compact(solution.info or {})
     if source is None:
         meta = getattr(data, "meta", {}) if isinstance(data, Dataset) else {}
         source = meta.get("source")
@@ -298,8 +320,11 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
     Parameters
     ----------
-    solution : Solution
-    directory : path
+    solution : Solution or estimator
+        A solution from :func:`convexnn.solve` (or any method), or a fitted estimator of
+        :mod:`convexnn.estimators`: it is saved as its certified optimum (``solution_``),
+        with ``data`` encoded as it was fitted (class labels as ±1 targets).
+    directory : str or path
         Created, or replaced when it holds a previous result (never a folder of other
         files). The replacement is atomic.
     data : Dataset or (X, y)
@@ -312,8 +337,12 @@ def save(solution: Any, directory: str | os.PathLike, data: DataLike, *, spec: A
 
     Returns
     -------
-    Path of the directory.
+    Path
+        The directory.
     """
+    export = getattr(solution, "_convexnn_export", None)
+    if export is not None:  # a fitted estimator (convexnn.estimators): its certified optimum
+        solution, data = export(data)
     target = Path(directory)
     with atomic_directory(target) as tmp:
         write_result(solution, tmp, data, spec=spec, source=source, label=str(target))

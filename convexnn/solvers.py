@@ -66,7 +66,16 @@ class SolverRun:
 
 
 def available_solvers() -> list[str]:
-    """Installed cvxpy solvers able to handle convexnn's cone programs."""
+    """Installed cvxpy solvers able to handle convexnn's cone programs.
+
+    Returns
+    -------
+    list of str
+        cvxpy's names (e.g. ``"CLARABEL"``, ``"MOSEK"``, ``"SCS"``), in order of
+        preference. Clarabel is installed with convexnn and certifies everything; MOSEK
+        is listed when installed, whether or not it has a licence (``convexnn list``
+        says which).
+    """
     installed = set(cp.installed_solvers())
     return [s for s in CONIC_SOLVERS if s in installed]
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import InvalidInputError
 from .formulations import Formulation, SolveOptions, get_formulation
 from .memory import require_memory
 from .methods import algorithm, augment, memory_estimates
 from .patterns import Patterns
 from .problem import ProblemData, prepare
+from .progress import MODES
 from .solution import Solution
 from .solvers import check_solver_options, resolve_solver
-from .validation import Options, boolean, tolerance
+from .validation import Options, boolean, choice, tolerance
 
 __all__ = ["solve", "solve_data", "split_options", "check_memory"]
 
@@ -54,6 +57,14 @@ def split_options(form: Formulation, method: str, options: Mapping[str, Any]
     return method_opts, form_opts, aug
 
 
+def progress_mode(progress: Any) -> str:
+    """``progress`` as a :mod:`convexnn.progress` mode: True → ``"auto"`` (a line on a
+    terminal), False → ``"quiet"``, or one of ``"auto"``, ``"verbose"``, ``"quiet"``."""
+    if isinstance(progress, (bool, np.bool_)):
+        return "auto" if progress else "quiet"
+    return choice(progress, "progress", MODES)
+
+
 def check_memory(form: Formulation, data: ProblemData, method: str, limit: Any = None) -> None:
     """Raise :class:`~convexnn.errors.ProblemTooLargeError` when ``method`` would not fit,
     naming the methods that would (:func:`convexnn.methods.memory_estimates`)."""
@@ -73,7 +84,7 @@ def solve_data(
     tol: float = 1e-6,
     method: str = "auto",
     verbose: bool = False,
-    progress: bool = False,
+    progress: bool | str = False,
     solver_options: Mapping[str, Any] | None = None,
     memory_limit: Any = None,
     **options: Any,
@@ -91,7 +102,7 @@ def solve_data(
         method=chosen,
         verbose=boolean(verbose, "verbose"),
         solver_options=dict(solver_options or {}),
-        progress=boolean(progress, "progress"),
+        progress=progress_mode(progress),
         memory_limit=memory_limit,
         method_options=method_opts,
         form_options=form_opts,
@@ -128,7 +139,7 @@ def solve(
     method: str = "auto",
     seed: int | None = 0,
     verbose: bool = False,
-    progress: bool = False,
+    progress: bool | str = False,
     solver_options: dict[str, Any] | None = None,
     memory_limit: Any = None,
     **options: Any,
@@ -139,8 +150,10 @@ def solve(
     ----------
     formulation : str
         Registry name, e.g. ``"gated_relu"`` (``convexnn.formulations.REGISTRY``).
-    X : array (n, d)
-    y : array (n,) or (n, c)
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets (several columns: several outputs).
     patterns : Patterns, int, "all" or None
         Activation patterns: a :class:`Patterns` built on ``X`` (with its bias column if
         ``bias``), a number of Gaussian gates to sample (with ``seed``), ``"all"`` for
@@ -159,8 +172,17 @@ def solve(
         ``"auto"`` or a method the formulation offers (``REGISTRY[name].methods``:
         ``"ipm"`` the declarative cvxpy program; ``"fast"`` the structured solver;
         ``"reweight"``; ``"cholesky"``). ``"auto"`` picks by size.
+    seed : int or None, default 0
+        Seed of the sampled gates when ``patterns`` is a number (or None).
+    verbose : bool, default False
+        Show the solver's output.
+    progress : bool, default False
+        Show a progress bar (methods that iterate).
     solver_options : dict
         Passed to the solver, overriding accuracy defaults.
+    progress : bool or {"auto", "verbose", "quiet"}
+        A progress line on stderr for long solves (iteration, objective, relative gap,
+        elapsed): True/"auto" on a terminal only, "verbose" always, False/"quiet" never.
     memory_limit : int or str
         Bytes (or ``"8G"``) a solve may plan to use; a
         :class:`~convexnn.errors.ProblemTooLargeError` is raised before building a problem
@@ -178,6 +200,17 @@ def solve(
     -------
     Solution
         With ``certificate`` computed in numpy from the returned point.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> sol = cn.solve("gated_relu", data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> sol.certificate.certified
+    True
+    >>> value = sol.network.objective(data.X, data.y, sol.lam)  # the network's training objective
+    >>> abs(value - sol.objective) <= 1e-8 * sol.objective      # equals the convex optimum
+    True
     """
     form = get_formulation(formulation)
     if form.reg_name == "mu" and ("mu" in options or "mu_ratio" in options):

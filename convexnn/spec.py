@@ -517,7 +517,27 @@ def _description(text: str) -> str:
 
 
 def load_spec(path: str | Path) -> ProblemSpec:
-    """Read and validate a TOML problem spec (relative data paths resolve against it)."""
+    """Read and validate a TOML problem spec (relative data paths resolve against it).
+
+    The format (sections ``[data]``, ``[patterns]``, ``[model]``, ``[solver]``) is
+    described in the documentation's page on the command line and specs; unknown keys
+    and values of the wrong type or range are errors naming the key.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.toml`` file.
+
+    Returns
+    -------
+    ProblemSpec
+        The validated spec (frozen), ready for :func:`convexnn.solve_spec`.
+
+    Raises
+    ------
+    InvalidInputError
+        A missing file, malformed TOML, or a bad key or value (named).
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         hint = ""

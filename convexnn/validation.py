@@ -89,12 +89,26 @@ def validate_X(X: Any, name: str = "X", d: int | None = None) -> np.ndarray:
 
 
 def validate_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a data set.
+    """Validate a data set: finite, numeric, non-empty, with matching rows.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets.
 
     Returns
     -------
-    X : ndarray (n, d), float64
-    Y : ndarray (n, c), float64 — a 1-D ``y`` becomes one column.
+    X : ndarray of shape (n, d), float64
+        The inputs.
+    Y : ndarray of shape (n, c), float64
+        The targets; a 1-D ``y`` becomes one column.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the argument and what is wrong (shape, NaN, dtype, …).
     """
     X = validate_X(X, "X")
     Y = _as_float_array(y, "y")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from .results import (
     read_arrays,
     read_record,
     record_sha256,
+    save,
 )
 from .spec import parse_data, parse_spec
 from .validation import tolerance as check_tolerance
@@ -592,17 +594,25 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
 
     Parameters
     ----------
-    directory : the result folder.
+    directory : str, path or estimator
+        The result folder, or a fitted estimator of :mod:`convexnn.estimators` (its
+        certified optimum is saved to a temporary folder with ``data`` and verified there;
+        ``data`` is then required).
     data : Dataset or (X, y), optional
-        The data; else they are loaded from ``spec`` (a ProblemSpec), else from the spec
-        recorded in ``certificate.json``.
-    uci_root : the UCI collection, for ``uci:`` sources.
-    data_root : folder
+        The data; else they are loaded from ``spec``, else from the spec recorded in
+        ``certificate.json``.
+    spec : ProblemSpec, optional
+        A spec to take the data from (:func:`convexnn.load_spec`).
+    uci_root : str or path, optional
+        The UCI collection, for ``uci:`` sources.
+    data_root : str or path, optional
         Data files of a recorded spec are read only inside the result folder or this one.
     tolerance : float, optional
         The loosest tolerance accepted (default ``DEFAULT_TOLERANCE``, 1e-6): a result whose
         tolerance is looser fails the ``tolerance`` check.
-    strict : raise :class:`VerificationError` instead of returning an invalid result.
+    strict : bool, default False
+        Raise :class:`~convexnn.errors.VerificationError` instead of returning an invalid
+        result.
 
     Returns
     -------
@@ -614,6 +624,12 @@ def verify(directory: str | os.PathLike, data: DataLike | None = None, *, spec: 
     InvalidInputError
         Unreadable or missing files, data that cannot be loaded.
     """
+    export = getattr(directory, "_convexnn_export", None)
+    if export is not None:  # a fitted estimator: verify its optimum as saved
+        solution, data = export(data)
+        with tempfile.TemporaryDirectory() as tmp:
+            return verify(save(solution, Path(tmp) / "result", data), data,
+                          tolerance=tolerance, strict=strict)
     path = Path(directory)
     accepted = _accepted(tolerance)
     rec = read_record(path)
@@ -693,6 +709,21 @@ def load(directory: str | os.PathLike, data: DataLike | None = None, *,
     ``tolerance``, default 1e-6), the formulation, and the network and kernel weights
     re-derived from the saved weights. With ``data`` the certificate is also re-derived
     (``verify(directory, data, strict=True)``).
+
+    Parameters
+    ----------
+    directory : str or path
+        A result folder written by :func:`convexnn.save` or ``convexnn solve``.
+    data : Dataset or (X, y), optional
+        The data, to re-derive the certificate as well.
+    tolerance : float, optional
+        The loosest tolerance accepted (default 1e-6).
+
+    Returns
+    -------
+    SavedResult
+        The record (``certificate.json`` as a dict), the arrays, the network and the
+        checks made.
 
     Raises
     ------

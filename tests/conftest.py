@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import convexnn as cn
+
+# The UCI collection is not shipped: tests that need it use $CONVEXNN_UCI, pointed here at
+# the copy beside the checkout when there is one (they skip without it).
+_SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
+if not os.environ.get("CONVEXNN_UCI") and _SHARED_UCI.is_dir():
+    os.environ["CONVEXNN_UCI"] = str(_SHARED_UCI)
 
 
 @pytest.fixture(scope="session")

@@ -218,7 +218,7 @@ def test_solving_twice_replaces_the_previous_result(tmp_path, capsys):
 
 
 def test_reproduce_problems_solves_verifies_and_skips(tmp_path, capsys, monkeypatch):
-    import convexnn.reproduce as rep
+    import convexnn.reproduce.problems as rep
 
     folder = tmp_path / "problems"
     folder.mkdir()

@@ -61,7 +61,7 @@ class SolveOptions:
     method: str = "ipm"
     verbose: bool = False
     solver_options: Mapping[str, Any] = field(default_factory=dict)
-    progress: bool = False
+    progress: str = "quiet"  # a convexnn.progress mode
     memory_limit: Any = None
     method_options: Options = field(default_factory=NoOptions)
     form_options: Options = field(default_factory=NoOptions)
@@ -111,6 +111,8 @@ class Formulation(ABC):
     Options: ClassVar[type[Options]] = NoOptions
     #: Plain-text mathematics shown by ``convexnn explain``.
     math: ClassVar[str] = ""
+    #: Its programs as LaTeX display equations (amsmath), for ``explain --latex``.
+    latex: ClassVar[tuple[str, ...]] = ()
     #: The page of ``docs/math/`` with the derivation.
     docs: ClassVar[str] = ""
 

@@ -82,6 +82,27 @@ fast solver at the same λ. In μ mode (the MKL formulation) η stays on the sim
 λ = μ Σ_i ||w_i|| is found on the way.
 """
 
+#: The programs in LaTeX (amsmath), shown by ``convexnn explain --latex`` / ``--markdown``.
+LATEX = (
+    r"L(u, a) = \tfrac12\lVert f(X) - y\rVert_2^2 + \tfrac{\lambda}{2}\sum_{j=1}^m"
+    r"\big(\lVert u_j\rVert_2^2 + a_j^2\big),\quad"
+    r" f(x) = \sum_{j=1}^m \mathbb{1}[g_j^\top x \ge 0]\,(x^\top u_j)\,a_j",
+    r"p_G = \min_{W}\ \tfrac12\Big\lVert \sum_{i=1}^P D_iXw_i - y\Big\rVert_2^2"
+    r" + \lambda\sum_{i=1}^P \lVert w_i\rVert_2",
+    r"d_G = \max_{z}\ y^\top z - \tfrac12\lVert z\rVert_2^2 \quad\text{s.t.}\quad"
+    r" \lVert X^\top D_i z\rVert_2 \le \lambda,\quad i = 1,\dots,P",
+    r"\text{gap} = p(W) - d(s\,r) \ge 0,\quad r = y - \sum_i D_iXw_i,\quad"
+    r" 0 \le s \le \lambda/\max_i\lVert X^\top D_i r\rVert_2",
+)
+
+#: Iterative reweighting in LaTeX.
+REWEIGHT_LATEX = (
+    r"p_G(\lambda) = \min_{\eta \ge 0}\ \tfrac{\lambda}{2}\,y^\top(K_\eta + \lambda I)^{-1}y"
+    r" + \tfrac{\lambda}{2}\sum_i \eta_i,\quad K_\eta = \sum_i \eta_i D_iXX^\top D_i",
+    r"\alpha = (K_\eta + \lambda I)^{-1}y,\quad w_i = \eta_i X^\top D_i\alpha,\quad"
+    r" \eta_i \leftarrow \lVert w_i\rVert_2,\qquad \eta^0 = p \ \text{(the NTK weights)}",
+)
+
 # ---------------------------------------------------------------------------
 # Declarative programs
 # ---------------------------------------------------------------------------
@@ -324,6 +345,7 @@ class GatedReLU(GroupLassoFormulation):
     reg_name = "lam"
     methods = {"ipm": "ipm", "fast": "group_lasso", "reweight": "reweight"}
     math = MATH
+    latex = LATEX
 
     def choose_method(self, data: ProblemData, method: str) -> str:
         """``"auto"``: ``"ipm"`` for ``n·d·P·c ≤ AUTO_IPM_MAX_SIZE``, else ``"fast"``."""
@@ -344,6 +366,7 @@ class GatedReLUReweight(GatedReLU):
     title = "Iterative reweighting from the NTK to the gated-ReLU optimum"
     methods = {"reweight": "reweight"}
     math = REWEIGHT_MATH
+    latex = REWEIGHT_LATEX
     docs = "docs/math/reweighting.md"
 
     def choose_method(self, data: ProblemData, method: str) -> str:

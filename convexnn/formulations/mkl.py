@@ -73,6 +73,17 @@ Exact map to the group lasso (gated ReLU, §1): the optimum W* at λ solves MKL 
 μ = λ/Σ||w_i*||; conversely λ = μ Σ||w_i^MKL||; p_MKL(μ) = p_G(λ) − λ²/(2μ).
 """
 
+#: The programs in LaTeX (amsmath), shown by ``convexnn explain --latex`` / ``--markdown``.
+LATEX = (
+    r"p_{\mathrm{MKL}}(\mu) = \min_{\eta\in\Delta}\ \frac{\mu}{2}\,y^\top(K_\eta + \mu I)^{-1}y"
+    r" = \min_W\ \tfrac12\Big\lVert\sum_i D_iXw_i - y\Big\rVert_2^2"
+    r" + \frac{\mu}{2}\Big(\sum_i\lVert w_i\rVert_2\Big)^2",
+    r"p_{\mathrm{MKL}}(\mu) = \max_{z,\,s}\ y^\top z - \tfrac12\lVert z\rVert_2^2"
+    r" - \frac{s^2}{2\mu}\quad\text{s.t.}\quad \lVert X^\top D_iz\rVert_2 \le s\ \ \forall i",
+    r"\mu = \frac{\lambda}{\sum_i\lVert w_i^\star\rVert_2},\qquad"
+    r" p_{\mathrm{MKL}}(\mu) = p_G(\lambda) - \frac{\lambda^2}{2\mu}",
+)
+
 
 # ---------------------------------------------------------------------------
 # The certificate
@@ -157,8 +168,35 @@ def _total_norm(W: Any) -> float:
 def lam_to_mu(lam: float, W: Any) -> float:
     """``μ = λ / Σ_i ||W_i||`` for the group-lasso optimum ``W`` at ``λ`` (``docs/math/mkl.md``).
 
-    ``W`` is the weight array (P, d[, c]) or a gated-ReLU :class:`Solution`. That W then
-    also solves simplex MKL at ``μ`` with ``η_i = ||W_i||/Σ||W_j||``.
+    That ``W`` then also solves simplex MKL at ``μ``, with kernel weights
+    ``η_i = ||W_i||/Σ||W_j||``.
+
+    Parameters
+    ----------
+    lam : float
+        The group lasso's ``λ``.
+    W : ndarray of shape (P, d) or (P, d, c), or Solution
+        The group-lasso optimum at ``lam`` (or a gated-ReLU solution holding it).
+
+    Returns
+    -------
+    float
+        The matched ``μ``.
+
+    Raises
+    ------
+    InvalidInputError
+        When ``W = 0`` (``λ ≥ λ_max``): no finite ``μ`` matches.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=40, d=3, seed=0)
+    >>> gated = cn.solve("gated_relu", data.X, data.y, patterns=20, lam_ratio=0.1)
+    >>> mu = cn.lam_to_mu(gated.lam, gated)
+    >>> mkl = cn.solve("mkl", data.X, data.y, patterns=gated.patterns, mu=mu)
+    >>> abs(mkl.objective - cn.mkl_value_from_gated(gated.objective, gated.lam, mu)) < 1e-6
+    True
     """
     total = _total_norm(W)
     if not total > 0:
@@ -172,12 +210,41 @@ def mu_to_lam(mu: float, W: Any) -> float:
     """``λ = μ Σ_i ||W_i||`` for the simplex-MKL optimum ``W`` at ``μ`` (``docs/math/mkl.md``).
 
     ``W`` then also solves the gated-ReLU group lasso at ``λ``.
+
+    Parameters
+    ----------
+    mu : float
+        Simplex MKL's ``μ``.
+    W : ndarray of shape (P, d) or (P, d, c), or Solution
+        The MKL optimum at ``mu`` (or a solution holding it).
+
+    Returns
+    -------
+    float
+        The matched ``λ``.
     """
     return float(mu) * _total_norm(W)
 
 
 def mkl_value_from_gated(p_gated: float, lam: float, mu: float) -> float:
-    """``p_MKL(μ) = p_G(λ) − λ²/(2μ)`` at matched ``(λ, μ)``."""
+    """``p_MKL(μ) = p_G(λ) − λ²/(2μ)`` at matched ``(λ, μ)``.
+
+    At the group-lasso optimum ``W*`` with ``S = Σ_i ||w_i*||`` and ``μ = λ/S``, the MKL
+    objective ``½||r||² + (μ/2)S²`` equals ``½||r||² + λS − (λ/2)S``, which is the identity
+    (``docs/math/mkl.md``).
+
+    Parameters
+    ----------
+    p_gated : float
+        The group lasso's optimal value ``p_G(λ)``.
+    lam, mu : float
+        A matched pair (:func:`lam_to_mu`).
+
+    Returns
+    -------
+    float
+        The simplex-MKL optimal value ``p_MKL(μ)``.
+    """
     return float(p_gated) - float(lam) ** 2 / (2.0 * float(mu))
 
 
@@ -294,6 +361,7 @@ class MKL(Formulation):
     reg_name = "mu"
     methods = {"ipm": "ipm", "reweight": "reweight"}
     math = MATH
+    latex = LATEX
     docs = "docs/math/mkl.md"
 
     def reg_max(self, data: ProblemData) -> float:

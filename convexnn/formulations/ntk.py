@@ -57,6 +57,15 @@ optimal at z = μα = the residual. Because p is one point of the simplex,
 J(p) ≥ p_MKL(μ): the NTK never beats the optimal MKL kernel on the training objective.
 """
 
+#: The programs in LaTeX (amsmath), shown by ``convexnn explain --latex`` / ``--markdown``.
+LATEX = (
+    r"K_{\mathrm{NTK}}(x, x') = x^\top x'\,\frac{\pi - \theta}{2\pi}"
+    r" = \sum_{\text{all } i} p_i\,D_iXX^\top D_i",
+    r"J(p) = \frac{\mu}{2}\,y^\top(K_p + \mu I)^{-1}y = \min_W\ \tfrac12\Big\lVert"
+    r"\sum_i D_iXw_i - y\Big\rVert_2^2 + \frac{\mu}{2}\sum_i\frac{\lVert w_i\rVert_2^2}{p_i}"
+    r" \;\ge\; p_{\mathrm{MKL}}(\mu)",
+)
+
 
 # ---------------------------------------------------------------------------
 # The kernel-ridge program with fixed weights η
@@ -193,6 +202,7 @@ class NTK(Formulation):
     reg_name = "mu"
     methods = {"cholesky": "cholesky", "ipm": "ipm"}
     math = MATH
+    latex = LATEX
     docs = "docs/math/ntk.md"
 
     def reg_max(self, data: ProblemData) -> float:

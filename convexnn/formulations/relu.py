@@ -75,6 +75,19 @@ adding the violated ones (every block's dual constraint is checked in numpy), an
 certifies the result over all patterns with the same certificate.
 """
 
+#: The programs in LaTeX (amsmath), shown by ``convexnn explain --latex`` / ``--markdown``.
+LATEX = (
+    r"L(u, a) = \tfrac12\lVert f(X) - y\rVert_2^2 + \tfrac{\lambda}{2}\sum_{j=1}^m"
+    r"\big(\lVert u_j\rVert_2^2 + a_j^2\big),\quad f(x) = \sum_{j=1}^m (x^\top u_j)_+\,a_j",
+    r"\begin{aligned} p_R = \min_{v,u}\ & \tfrac12\Big\lVert\sum_{i=1}^P D_iX(v_i - u_i) - y"
+    r"\Big\rVert_2^2 + \lambda\sum_{i=1}^P\big(\lVert v_i\rVert_2 + \lVert u_i\rVert_2\big)\\"
+    r" \text{s.t. }\ & S_iXv_i \ge 0,\quad S_iXu_i \ge 0,\quad S_i = 2D_i - I \end{aligned}",
+    r"\begin{aligned} d_R = \max_{z,\ \alpha_i\ge0,\ \beta_i\ge0}\ & y^\top z"
+    r" - \tfrac12\lVert z\rVert_2^2\\ \text{s.t. }\ & \lVert X^\top(D_iz + S_i\alpha_i)"
+    r"\rVert_2 \le \lambda,\quad \lVert X^\top(-D_iz + S_i\beta_i)\rVert_2 \le \lambda"
+    r" \end{aligned}",
+)
+
 
 def _layout(M: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """Masks and signs repeated per output (n × Pc) and the column → output selector E."""
@@ -389,6 +402,7 @@ class ReLU(Formulation):
     methods = {"ipm": "ipm", "fast": "relu_working_set"}
     Options = ReLUOptions
     math = MATH
+    latex = LATEX
     docs = "docs/math/relu.md"
     global_check = True
     #: Measured cost model of ``method="auto"``: ``log t = β₀ + β_n log n + β_P log P +

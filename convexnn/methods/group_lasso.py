@@ -63,6 +63,7 @@ from ..formulations.gated_relu import ball_dual_value
 from ..memory import dense_bytes
 from ..ops import adjoint, forward
 from ..problem import ProblemData, ipm_scales, scaled_data
+from ..progress import Progress
 from ..solution import Solution
 from ..solvers import InaccurateSolutionWarning, run_problem
 from ..threads import blas_threads
@@ -298,7 +299,8 @@ class _Inner:
 
 
 def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L: float, *,
-           tol: float, max_iter: int, stall_iter: int, window: int = 100) -> _Inner:
+           tol: float, max_iter: int, stall_iter: int, window: int = 100,
+           report: Callable[[int, float, float], None] | None = None) -> _Inner:
     """FISTA with adaptive restart on ``op``'s groups, certified at every iteration.
 
     The gap is ``min`` over primal values seen (at ``V`` and at ``W⁺``, both free) minus
@@ -331,6 +333,8 @@ def _fista(op: GroupLassoOperator, Y: np.ndarray, lam: float, W0: np.ndarray, L:
         if rel <= tol:
             break
         if k % window == 0:
+            if report is not None:
+                report(k, best_p, rel)
             marks.append(rel)
             if len(marks) >= 3:
                 ratio = marks[-3] / max(rel, 1e-300)  # progress over two windows
@@ -478,6 +482,7 @@ def solve_group_lasso(
     use_working_set: bool = True,
     operator: GroupLassoOperator | None = None,
     near_active: float = 0.9,
+    progress: Callable[[int, float, float, int], None] | None = None,
 ) -> GroupLassoResult:
     """Solve the group lasso to a certified relative gap ``tol``.
 
@@ -515,6 +520,9 @@ def solve_group_lasso(
     near_active : float
         Polishing includes inactive groups with ``||Xᵀ D_i R|| ≥ near_active · λ`` (``R``
         the residual: every violator of the dual constraint and the nearly tight ones).
+    progress : callable, optional
+        ``progress(iterations, objective, relative_gap, working_set)`` is called every
+        window of iterations (and after every full-set check).
 
     Returns
     -------
@@ -550,6 +558,8 @@ def solve_group_lasso(
         history.append((iterations, rel))
         if best is None or rel < best[0].rel:
             best = (chk, W.copy())
+        if progress is not None:
+            progress(iterations, chk.primal, rel, int(np.count_nonzero(ws)))
         if not (math.isfinite(chk.primal) and np.all(np.isfinite(scores))):
             status = "numerical_error"  # the values overflowed: report the best point seen
             break
@@ -621,8 +631,13 @@ def solve_group_lasso(
         # ||A_S||² ≤ Σ_i ||D_i X||₂² ≤ |S|·||X||₂² bounds a failed estimate
         L = L * LIPSCHITZ_SAFETY if L > 0.0 else len(idx) * sigma**2
         inner_tol = max(INNER_FRACTION * tol, GAP_FRACTION * rel) if len(idx) < P else tol
+        report = None
+        if progress is not None:
+            def report(k: int, p: float, r: float, done: int = iterations,
+                       m: int = len(idx)) -> None:
+                progress(done + k, p, r, m)
         inner = _fista(sub, Y, lam, W[idx], max(L, np.finfo(np.float64).tiny), tol=inner_tol,
-                       max_iter=budget, stall_iter=stall_iter)
+                       max_iter=budget, stall_iter=stall_iter, report=report)
         iterations += inner.iterations
         restarts += inner.restarts
         backtracks += inner.backtracks
@@ -771,13 +786,21 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     a, s = ipm_scales(data)
     scaled, lam = scaled_data(data, a, s), reg / (a * s)
     polisher = _Polisher(form, scaled, lam, options) if opts.polish else None
+    bar = Progress(f"{form.name} fast", options.progress)
+    report = (lambda it, obj, rel, ws: bar.update(iteration=it, objective=obj * s * s,
+                                                  relative_gap=rel, working_set=ws)
+              ) if bar.enabled else None
     with blas_threads(opts.threads):
         start = time.perf_counter()
-        res = solve_group_lasso(
-            scaled.X, scaled.Y, scaled.M, lam, W0=None if W0 is None else W0 * (a / s),
-            tol=options.tol, max_iter=int(opts.max_iter), polish=polisher,
-            working_set=seed_ws, use_working_set=use_ws, operator=operator,
-        )
+        try:
+            res = solve_group_lasso(
+                scaled.X, scaled.Y, scaled.M, lam, W0=None if W0 is None else W0 * (a / s),
+                tol=options.tol, max_iter=int(opts.max_iter), polish=polisher,
+                working_set=seed_ws, use_working_set=use_ws, operator=operator,
+                progress=report,
+            )
+        finally:
+            bar.close()
         solve_s = time.perf_counter() - start
         solver = "numpy" if res.polish_rounds == 0 else f"numpy+{options.solver}"
         info = {

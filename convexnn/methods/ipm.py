@@ -19,6 +19,7 @@ from ..errors import ConvexNNError, SolverFailedError
 from ..formulations.base import Formulation, Program, SolveOptions
 from ..memory import ipm_bytes
 from ..problem import ProblemData, ipm_scales, scaled_data
+from ..progress import Progress
 from ..solution import Solution
 from ..solvers import run_problem
 from ..validation import Options as OptionsBase
@@ -50,8 +51,13 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
             raise ConvexNNError(f"{form.name} has no interior-point program.")
     program.set_reg(reg, a, s)
     build_s = time.perf_counter() - start
-    outcome = run_problem(program.problem, options.solver, tol=options.tol,
-                          verbose=options.verbose, options=dict(options.solver_options))
+    bar = Progress(f"{form.name} ipm", "quiet" if options.verbose else options.progress)
+    try:
+        with bar.ticking(solver=options.solver):
+            outcome = run_problem(program.problem, options.solver, tol=options.tol,
+                                  verbose=options.verbose, options=dict(options.solver_options))
+    finally:
+        bar.close()
     weights, dual = program.solution(a, s)
     if not weights:
         raise SolverFailedError(f"{outcome.solver} returned no primal point for {form.name}.",

@@ -57,6 +57,7 @@ from ..formulations.base import Formulation, SolveOptions
 from ..memory import dense_bytes
 from ..ops import adjoint, group_norms
 from ..problem import ProblemData, ipm_scales, scaled_data
+from ..progress import Progress
 from ..solution import Solution
 from ..solvers import InaccurateSolutionWarning, _tolerance_options, map_status, run_problem
 from ..threads import blas_threads
@@ -515,6 +516,8 @@ def solve_working_set(
     # stopping, the working set is solved to full accuracy.
     loose = rounds > 0
     dropped: set[tuple[int, int]] = set()
+    bar = Progress(f"{form.name} fast", options.progress)
+    bar = bar if bar.enabled else None
     for rnd in range(rounds + 1):
         loose = loose and rnd < rounds
         W, Yhat, rec = _solve_reduced(X, Y, M, ws, lam, options, scale=scale, loose=loose)
@@ -526,6 +529,8 @@ def solve_working_set(
                  "iterations": rec["iterations"], "ipm_s": rec["solve_s"], "loose": loose,
                  "status": status}
         info["history"].append(entry)
+        if bar is not None:
+            bar.update(round=rnd, blocks=ws.K, interior_point_iterations=rec["iterations"])
         norms = group_norms(W)
         top = float(norms.max(initial=0.0))
         entry["active"] = int(np.sum(norms > 1e-6 * top))
@@ -595,6 +600,8 @@ def solve_working_set(
             direction = _maximiser(X, M, sgn * C[i], (alpha if sgn > 0 else beta)[i], i)
             ws.add(i, sgn, _initial_rows(X, M, gates, i, direction, xnorm, rows))
 
+    if bar is not None:
+        bar.close()
     start = time.perf_counter()
     V, U = _assemble(X, M, ws, W, P, repair=False)  # the formulation's finalize repairs
     R = Y - Yhat

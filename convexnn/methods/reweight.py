@@ -658,7 +658,7 @@ def _run(data: ProblemData, mode: str, reg: float, opts: Options, tol: float, pr
     finally:
         bar.close()
     solve_s = time.perf_counter() - clock - build_s
-    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight", progress=progress)
+    options = SolveOptions(solver="NUMPY", tol=tol, method="reweight")
     info: dict[str, Any] = {"iterations": trace.updates, "start": label, "mode": mode,
                             "finish": finish, "threads": threads}
     if done is not None:
@@ -732,8 +732,10 @@ def reweight(
 
     Parameters
     ----------
-    X : array (n, d)
-    y : array (n,) or (n, c)
+    X : array_like of shape (n, d)
+        The inputs.
+    y : array_like of shape (n,) or (n, c)
+        The targets.
     patterns : Patterns, int, "all" or None
         As in :func:`convexnn.solve`.
     mu : float
@@ -745,6 +747,8 @@ def reweight(
         when neither ``mu`` nor ``lam`` is given: ``lam_ratio = 0.1``.
     bias : bool
         Append a column of ones to X (and a bias entry to the gates).
+    seed : int or None, default 0
+        Seed of the sampled gates when ``patterns`` is a number (or None).
     start : "ntk", "uniform" or array (P,)
         Initial kernel weights: the NTK pattern weights ``p`` (probabilities or
         frequencies, not renormalised), uniform ``1/P``, or given weights (scaled onto
@@ -778,6 +782,16 @@ def reweight(
         ``history`` (DataFrame), ``eta``, ``mu``, ``lam``, ``solution`` (the gated-ReLU
         Solution at ``lam`` with its network), ``certificate`` (simplex MKL at ``mu`` in
         μ mode, the group lasso at ``lam`` in λ mode) and ``finished_by``.
+
+    Examples
+    --------
+    >>> import convexnn as cn
+    >>> data = cn.planted_relu(n=100, d=4, seed=0)
+    >>> res = cn.reweight(data.X, data.y, patterns=50, lam_ratio=0.1)
+    >>> res.certificate.certified
+    True
+    >>> bool(res.history.objective.is_monotonic_decreasing)  # from the NTK, downhill
+    True
     """
     if mu is not None and (lam is not None or lam_ratio is not None):
         raise InvalidInputError("give either mu or lam/lam_ratio, not both.")
@@ -797,14 +811,16 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     opts = options.method_options if isinstance(options.method_options, Options) else Options()
     if form.reg_name == "mu":
         res = reweight_data(data, mu=reg, options=opts, tol=options.tol,
-                            progress=options.progress, solver=options.solver, kernels=kernels)
+                            progress=options.progress != "quiet", solver=options.solver,
+                            kernels=kernels)
         return form.make_solution(
             data, reg, {"W": res.weights, "eta": res.eta}, options, status=res.status,
             solver="numpy", method="reweight", build_s=0.0, solve_s=res.seconds,
             dual={"z": res.dual}, info={"iterations": res.iterations, "lam": res.lam},
         )
-    return reweight_data(data, lam=reg, options=opts, tol=options.tol, progress=options.progress,
-                         solver=options.solver, form=form, kernels=kernels).solution
+    return reweight_data(data, lam=reg, options=opts, tol=options.tol,
+                         progress=options.progress != "quiet", solver=options.solver,
+                         form=form, kernels=kernels).solution
 
 
 def run_path(form: Formulation, data: ProblemData, regs: Sequence[float],
