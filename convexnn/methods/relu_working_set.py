@@ -1,4 +1,10 @@
-"""Working-set interior point for the ReLU program (``method="fast"``).
+"""The working-set method for the ReLU program (``method="fast"``).
+
+Two ways to solve the reduced programs (option ``inner``): ``"newton"`` (default) —
+FISTA with exact cone proximal maps and Newton on the faces of the cones, every block
+with all of its rows (:func:`solve_active_set`, :mod:`convexnn.methods.relu_active_set`)
+— and ``"ipm"``, the interior point on a subset of rows per block described below
+(:func:`solve_working_set`). The outer loop, the screens and the certificate are shared.
 
 The full program has ``2·n·P·c`` cone rows ``s_k x_k^T v ≥ 0`` and ``2·P`` blocks, yet
 at the optimum few blocks are non-zero and each block's cone ``K_i = {u : S_i X u ≥ 0}``
