@@ -44,3 +44,42 @@ def write_text(path: Path, text: str) -> None:
     """Write a report atomically (never half a table)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, text.encode())
+
+
+def machine() -> str:
+    """One line describing the machine and the libraries (for a report's header)."""
+    import os
+    import platform
+
+    import numpy
+    import scipy
+
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs; Python "
+            f"{platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}")
+
+
+def load() -> str:
+    """The load averages (1, 5, 15 min) as text."""
+    import os
+
+    try:
+        return "/".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print a report; write it to ``out`` only when one is named (a committed result is
+    never replaced by a run that did not ask for it)."""
+    print(text)
+    if out is not None:
+        write_text(out, text)
+        print(f"written to {out}")

@@ -1,254 +1,209 @@
-"""Benchmark the ReLU program: declarative interior point (method="ipm") against the
-working-set interior point (method="fast"), on the same synthetic data.
+#!/usr/bin/env python
+"""Benchmark the ReLU program: the working set with Newton on the faces of the cones
+(``method="fast"``), the same working set with an interior point per round
+(``inner="ipm"``, the method before) and the declarative program (``method="ipm"``).
 
-Usage::
+Everything runs in ONE process on the same data, the methods interleaved repeat by repeat
+so that the load of a shared machine falls on all of them alike; the report gives
+medians, their ratios, the relative duality gaps computed by convexnn's numpy
+certificate over every pattern, and the agreement of the objectives. Sections:
 
-    python benchmarks/bench_relu.py                  # both sizes, both methods, 3 repeats
-    python benchmarks/bench_relu.py --quick          # skip the IPM at the large size
-    python benchmarks/bench_relu.py --sizes 500,10,200 --repeats 5 --out results/x.md
+* ``sizes`` — planted-ReLU teachers ``planted_relu(n, d, seed)``, patterns
+  ``sample_patterns(X, P, seed)``, λ = ``--lam-ratio``·λ_max (default 0.01);
+* ``wine`` — scikit-learn's wine data, standardised, a bias column, ±1 one-hot targets
+  (three outputs: one cone per output column), 100 sampled patterns, λ = 0.1 λ_max; and
+  its first output alone;
+* ``cost model`` (``--cost-model``) — both methods on a grid of small problems and the
+  log-linear fit that ``method="auto"`` uses (``ReLU.choose_method``).
 
-Data: ``planted_relu(n, d, seed)`` (three-neuron teacher, noise 0.1), ``P`` Gaussian
-gates sampled with ``seed``, ``λ = lam_ratio · λ_max``. Every run happens in a fresh
-child process (``multiprocessing``, spawn) so that runs do not share memory or caches;
-the child rebuilds the data from the seeds (the data hash is checked to be identical
-across runs). Timing: wall clock of ``convexnn.solve`` (including λ_max and the
-certificate). Peak memory: the child's peak resident set size, ``VmHWM`` from
-``/proc/<pid>/status`` read by the parent just before the child exits (also for runs
-stopped at ``--timeout``), falling back to the child's own ``getrusage`` maximum.
-Medians over ``--repeats`` are printed and appended to a Markdown file.
+The report is printed; ``--out FILE`` also writes it (atomically). ``--quick``: one
+repeat, and the slow references (the interior point per round at 2000×20×500, the
+declarative program beyond n = 500) are left out.
+
+Examples::
+
+    python benchmarks/bench_relu.py --quick
+    python benchmarks/bench_relu.py --repeats 3 --out results/benchmarks_relu.md
+    python benchmarks/bench_relu.py --cost-model
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import multiprocessing as mp
-import os
-import platform
+import itertools
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(n: int, d: int, P: int, ratio: float, method: str, seed: int, queue: mp.Queue,
-         release: mp.Event) -> None:
-    """Child process: one solve; reports its numbers, then waits for the parent to read
-    its peak memory."""
-    import resource
-
+if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
-    import convexnn as cn
 
-    ds = cn.planted_relu(n, d, seed=seed)
-    pats = cn.sample_patterns(ds.X, P, seed=seed)
-    if method == "none":  # baseline: interpreter, imports and data only
-        queue.put({"seconds": 0.0, "objective": None, "relative_gap": None, "certified": None,
-                   "sha": None, "P": pats.P, "rounds": None, "blocks": None, "rows": None,
-                   "full_rows": None,
-                   "rusage_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
-        release.wait(60)
-        return
-    start = time.perf_counter()
-    sol = cn.solve("relu", ds.X, ds.y, patterns=pats, lam_ratio=ratio, method=method)
-    seconds = time.perf_counter() - start
-    ws = sol.info.get("working_set", {})
-    queue.put({
-        "seconds": seconds,
-        "objective": sol.objective,
-        "relative_gap": sol.certificate.relative_gap,
-        "certified": sol.certificate.certified,
-        "sha": sol.data_sha256,
-        "P": sol.patterns.P,
-        "rounds": ws.get("rounds"),
-        "blocks": ws.get("blocks"),
-        "rows": ws.get("rows"),
-        "full_rows": ws.get("full_rows", 2 * n * sol.patterns.P),
-        "rusage_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    })
-    release.wait(60)
+from _common import emit, fmt, load, machine, parse_sizes  # noqa: E402
+
+import convexnn as cn  # noqa: E402
+
+DEFAULT_SIZES = "500x10x200,2000x20x500"
+#: (label, solve keywords) of the methods compared.
+METHODS = {
+    "fast": {"method": "fast"},
+    "fast, inner=ipm": {"method": "fast", "inner": "ipm"},
+    "ipm": {"method": "ipm"},
+}
 
 
-def _peak_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+def wine(outputs: int):
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    Y = -np.ones((len(y), 3))
+    Y[np.arange(len(y)), y] = 1.0
+    return X, (Y if outputs == 3 else Y[:, 0])
 
 
-def run_once(n: int, d: int, P: int, ratio: float, method: str, seed: int, timeout: float
-             ) -> dict:
-    ctx = mp.get_context("spawn")
-    queue, release = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_run, args=(n, d, P, ratio, method, seed, queue, release))
-    start = time.perf_counter()
-    proc.start()
-    result, peak = None, None
-    while time.perf_counter() - start < timeout:
-        try:
-            result = queue.get(timeout=0.5)
-            break
-        except Exception:  # noqa: BLE001 - queue.Empty: keep waiting while the child lives
-            peak = _peak_mb(proc.pid) or peak
-            if not proc.is_alive():
-                break
-    peak = _peak_mb(proc.pid) or peak
-    release.set()
-    if result is None:
-        proc.terminate()
-        proc.join()
-        return {"finished": False, "seconds": time.perf_counter() - start, "peak_mb": peak,
-                "exitcode": proc.exitcode}
-    proc.join()
-    result.update(finished=True, peak_mb=peak or result["rusage_mb"])
-    return result
+def run(X, y, pats, methods: list[str], repeats: int, once: tuple[str, ...] = (),
+        **kw) -> dict[str, dict]:
+    """Interleaved repeats of every method (those in ``once`` only in the first repeat);
+    medians and the last solution of each."""
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    last: dict[str, cn.Solution] = {}
+    for rep in range(repeats):
+        for m in methods:
+            if rep and m in once:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the certificate below is the judge
+                start = time.perf_counter()
+                sol = cn.solve("relu", X, y, patterns=pats, **METHODS[m], **kw)
+                times[m].append(time.perf_counter() - start)
+            last[m] = sol
+            print(f"  {m:16s} {times[m][-1]:8.2f} s  gap {sol.certificate.relative_gap:.1e}"
+                  f"  load {load()}", flush=True)
+    return {m: {"median": statistics.median(times[m]), "min": min(times[m]),
+                "runs": len(times[m]), "sol": last[m]} for m in methods}
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def table(rows: list[tuple[str, dict]], base: str) -> list[str]:
+    out = ["| problem | method | runs | median (s) | min (s) | speed-up vs "
+           f"`{base}` | relative gap | certified | objective | rel. Δ objective | details |",
+           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    for label, res in rows:
+        ref = res.get(base)
+        for m, r in res.items():
+            sol = r["sol"]
+            cert = sol.certificate
+            ws = sol.info.get("working_set", {})
+            details = (f"rounds {ws.get('rounds')}, blocks {ws.get('blocks')}"
+                       + (f", FISTA {ws['fista_steps']}, Newton {ws['newton_steps']}"
+                          if "fista_steps" in ws else "")) if ws else "declarative"
+            speed = ref["median"] / r["median"] if ref else None
+            delta = (abs(sol.objective - ref["sol"].objective) / abs(ref["sol"].objective)
+                     if ref and m != base else None)
+            out.append(f"| {label} | {m} | {r['runs']} | {fmt(r['median'], '.2f')} | "
+                       f"{fmt(r['min'], '.2f')} | {fmt(speed, '.1f')}× | "
+                       f"{cert.relative_gap:.1e} | {cert.certified} | {sol.objective:.10g} | "
+                       f"{fmt(delta, '.1e')} | {details} |")
+    return out
 
 
-def _fmt(value, spec: str, missing: str = "—") -> str:
-    return missing if value is None else format(value, spec)
+def cost_model(repeats: int) -> list[str]:
+    """Both methods on a grid; the least-squares fit of log t on log n, P, d, c."""
+    rows = []
+    for n, d, P, c in itertools.product([40, 100, 250], [3, 8], [20, 60], [1, 3]):
+        ds = cn.planted_relu(n, d, outputs=c, seed=1)
+        pats = cn.sample_patterns(ds.X, P, seed=1)
+        res = run(ds.X, ds.y, pats, ["fast", "ipm"], repeats, lam_ratio=0.1)
+        rows.append((n, d, pats.P, c, res["fast"]["min"], res["ipm"]["min"],
+                     res["fast"]["sol"].certified and res["ipm"]["sol"].certified))
+    A = np.array([[1.0, np.log(n), np.log(P), np.log(d), np.log(c)] for n, d, P, c, *_ in rows])
+    out = ["| n | d | P | c | fast (s) | ipm (s) | ipm / fast | both certified |",
+           "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out += [f"| {n} | {d} | {P} | {c} | {tf:.3f} | {ti:.3f} | {ti / tf:.2f} | {ok} |"
+            for n, d, P, c, tf, ti, ok in rows]
+    out += ["", "Fit of log t = β₀ + β_n log n + β_P log P + β_d log d + β_c log c "
+            "(best of the repeats):", "",
+            "| method | β₀ | β_n | β_P | β_d | β_c | rms error of log t |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for k, m in ((4, "fast"), (5, "ipm")):
+        t = np.log([r[k] for r in rows])
+        beta = np.linalg.lstsq(A, t, rcond=None)[0]
+        rms = float(np.sqrt(np.mean((A @ beta - t) ** 2)))
+        out.append(f"| {m} | " + " | ".join(f"{b:.3f}" for b in beta) + f" | {rms:.2f} |")
+    out += ["", "`ReLU.COST_MODEL` holds these coefficients (as fitted when it was written; "
+            "see the docstring of `ReLU.choose_method`)."]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", default=["500,10,200", "2000,20,500"],
-                        help="n,d,P triples (default: 500,10,200 2000,20,500)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--lam-ratio", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the declarative IPM at sizes with n ≥ 2000")
-    parser.add_argument("--methods", nargs="+", default=["ipm", "fast"],
-                        choices=["ipm", "fast"])
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds after which a run is stopped and reported unfinished")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks_relu.md")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output file instead of appending a section")
-    args = parser.parse_args(argv)
-
-    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lam-ratio", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true",
+                    help="one repeat; no slow references (see the module docstring)")
+    ap.add_argument("--no-wine", action="store_true", help="skip the wine section")
+    ap.add_argument("--cost-model", action="store_true",
+                    help="only the grid behind method='auto' and its fit")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write the report here (default: print only)")
+    args = ap.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    started = _dt.datetime.now().isoformat(timespec="seconds")
+    head = [f"Generated by `benchmarks/bench_relu.py {' '.join(sys.argv[1:])}` on {started}.",
+            f"Machine: {machine()}; convexnn {cn.__version__}. Load average at the start "
+            f"{load()}.", ""]
+    # warm-up: lazy imports and first-call costs out of the timings
+    ds = cn.planted_relu(40, 3, seed=0)
+    for m in METHODS:
+        cn.solve("relu", ds.X, ds.y, patterns=10, **METHODS[m])
+    if args.cost_model:
+        body = cost_model(repeats)
+        emit("\n".join(["# ReLU program: the cost model of method='auto'", "", *head, *body,
+                        "", f"Load average at the end {load()}."]), args.out)
+        return 0
     rows = []
-    base = run_once(*sizes[0], args.lam_ratio, "none", args.seed, args.timeout)
-    args.baseline_mb = base["peak_mb"]
-    for n, d, P in sizes:
-        runs: dict[str, list[dict]] = {}
-        for method in args.methods:
-            if method == "ipm" and args.quick and n >= 2000:
-                continue
-            runs[method] = []
-            for r in range(args.repeats):
-                res = run_once(n, d, P, args.lam_ratio, method, args.seed, args.timeout)
-                runs[method].append(res)
-                state = (f"{res['seconds']:.2f} s, gap {res['relative_gap']:.1e}"
-                         if res["finished"] else f"stopped after {res['seconds']:.0f} s")
-                print(f"({n}, {d}, {P}) {method:4s} run {r + 1}/{args.repeats}: {state}, "
-                      f"peak {_fmt(res['peak_mb'], '.0f')} MB", flush=True)
-                if not res["finished"]:
-                    break  # a run that times out is not repeated
-        shas = {x["sha"] for rs in runs.values() for x in rs if x["finished"]}
-        assert len(shas) <= 1, "runs saw different data"
-        summary = {}
-        for method, rs in runs.items():
-            done = [x for x in rs if x["finished"]]
-            summary[method] = {
-                "runs": len(rs), "finished": len(done),
-                "seconds": _median([x["seconds"] for x in done]),
-                "gap": _median([x["relative_gap"] for x in done]),
-                "max_gap": max((x["relative_gap"] for x in done), default=None),
-                "certified": sum(x["certified"] for x in done),
-                "objective": _median([x["objective"] for x in done]),
-                "peak_mb": max((x["peak_mb"] for x in rs if x["peak_mb"]), default=None),
-                "rounds": _median([x["rounds"] for x in done]),
-                "blocks": _median([x["blocks"] for x in done]),
-                "rows": _median([x["rows"] for x in done]),
-                "full_rows": _median([x["full_rows"] for x in done]) or 2 * n * P,
-                "stopped_after": None if done else max(x["seconds"] for x in rs),
-            }
-        ipm, fast = summary.get("ipm"), summary.get("fast")
-        speedup = None
-        if ipm and fast and fast["seconds"]:
-            if ipm["seconds"]:
-                speedup = f"{ipm['seconds'] / fast['seconds']:.1f}×"
-            elif ipm["stopped_after"]:
-                speedup = f"> {ipm['stopped_after'] / fast['seconds']:.0f}×"
-        agree = (abs(fast["objective"] - ipm["objective"]) / abs(ipm["objective"])
-                 if ipm and fast and ipm["objective"] and fast["objective"] else None)
-        rows.append(((n, d, P), summary, speedup, agree))
-
-    lines = _markdown(rows, args)
-    print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    mode = "w" if args.overwrite or not args.out.exists() else "a"
-    with open(args.out, mode, encoding="utf-8") as fh:
-        if mode == "w":
-            fh.write("# ReLU program: declarative IPM vs working-set IPM\n\n"
-                     "Written by `benchmarks/bench_relu.py` (method in its docstring).\n")
-        fh.write("\n" + "\n".join(lines) + "\n")
-    print(f"\nwritten to {args.out}")
+    for n, d, P in args.sizes:
+        print(f"{n}×{d}×{P}, λ = {args.lam_ratio} λ_max", flush=True)
+        ds = cn.planted_relu(n, d, seed=args.seed)
+        pats = cn.sample_patterns(ds.X, P, seed=args.seed)
+        methods = ["fast", "fast, inner=ipm"] + (["ipm"] if n <= 500 else [])
+        if args.quick and n >= 2000:
+            methods = ["fast"]
+        once = ("fast, inner=ipm",) if n >= 2000 else ()  # minutes per run: one
+        rows.append((f"{n}×{d}×{P}", run(ds.X, ds.y, pats, methods, repeats, once,
+                                         lam_ratio=args.lam_ratio)))
+    body = ["## Planted-ReLU teachers", "",
+            f"Data: `planted_relu(n, d, seed={args.seed})`, `sample_patterns(X, P, "
+            f"seed={args.seed})`, λ = {args.lam_ratio}·λ_max, tolerance 1e-6 (relative gap of "
+            f"the numpy certificate over every pattern). Medians of {repeats} run(s) per "
+            "method in one process, the methods interleaved (the interior point per round "
+            "at n ≥ 2000 once: minutes per run); the declarative program only up to "
+            "n = 500.", "", *table(rows, "fast, inner=ipm"), ""]
+    if not args.no_wine:
+        wrows = []
+        for outputs in (3, 1):
+            X, y = wine(outputs)
+            print(f"wine, {outputs} output(s)", flush=True)
+            methods = ["fast", "fast, inner=ipm", "ipm"]
+            if args.quick:
+                methods = ["fast", "ipm"]
+            wrows.append((f"wine, c = {outputs}", run(
+                X, y, 100, methods, repeats, lam_ratio=0.1, bias=True, seed=0)))
+        body += ["## Several outputs: wine", "",
+                 "scikit-learn's wine data (178×13), standardised, bias column, ±1 one-hot "
+                 "targets (c = 3; c = 1: the first column alone), 100 sampled patterns "
+                 "(seed 0), λ = 0.1·λ_max.", "", *table(wrows, "ipm"), ""]
+    emit("\n".join(["# ReLU program: Newton on the faces vs interior points", "", *head,
+                    *body, f"Load average at the end {load()}."]), args.out)
     return 0
-
-
-def _markdown(rows, args) -> list[str]:
-    import clarabel
-    import cvxpy
-    import numpy
-    import scipy
-
-    try:
-        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        load = "?"
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = [
-        f"## {_dt.datetime.now().isoformat(timespec='seconds')}",
-        "",
-        f"`python benchmarks/bench_relu.py {' '.join(sys.argv[1:])}` — {os.cpu_count()} cores "
-        f"({cpu}), load average at the end {load}; numpy {numpy.__version__}, scipy "
-        f"{scipy.__version__}, cvxpy {cvxpy.__version__}, clarabel {clarabel.__version__}. "
-        f"planted_relu teacher, seed {args.seed}, λ = {args.lam_ratio} λ_max, sampled "
-        f"patterns; medians of {args.repeats} runs, each in a fresh process. Peak RSS "
-        f"includes the interpreter with its imports and the data "
-        f"({_fmt(args.baseline_mb, '.0f')} MB without solving).",
-        "",
-        "| n, d, P | method | runs done | time (s) | relative gap (median / max) | certified "
-        "| peak RSS (MB) | rounds | blocks | cone rows kept | speed-up | objectives agree |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for (n, d, P), summary, speedup, agree in rows:
-        for method, s in summary.items():
-            time_s = (_fmt(s["seconds"], ".2f") if s["finished"]
-                      else f"> {s['stopped_after']:.0f} (stopped)")
-            rows_kept = (f"{s['rows']:.0f} / {s['full_rows']:.0f}"
-                         if s["rows"] is not None else f"all {_fmt(s['full_rows'], '.0f')}")
-            out.append(
-                f"| {n}, {d}, {P} | {method} | {s['finished']}/{s['runs']} | {time_s} | "
-                f"{_fmt(s['gap'], '.1e')} / {_fmt(s['max_gap'], '.1e')} | "
-                f"{s['certified']}/{s['finished']} | {_fmt(s['peak_mb'], '.0f')} | "
-                f"{_fmt(s['rounds'], '.0f')} | {_fmt(s['blocks'], '.0f')} | {rows_kept} | "
-                f"{speedup if method == 'fast' and speedup else ''} | "
-                f"{_fmt(agree, '.1e') if method == 'fast' and agree is not None else ''} |"
-            )
-    out.append("")
-    out.append("speed-up = median IPM time / median fast time (a lower bound when the IPM "
-               "was stopped); objectives agree = |p_fast − p_ipm| / |p_ipm|.")
-    return out
 
 
 if __name__ == "__main__":

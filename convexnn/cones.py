@@ -105,14 +105,146 @@ def project_to_cones(
         mask[np.asarray(only)] = True
         todo &= mask[:, None]
     scale = np.maximum(np.linalg.norm(X, axis=1), np.finfo(np.float64).tiny)
-    for i in np.nonzero(todo.any(axis=1))[0]:
-        G = X * S[:, i:i + 1]  # (n, d): rows s_k x_k^T
-        for k in np.nonzero(todo[i])[0]:
+    pi, kk = np.nonzero(todo)  # the columns to project, all at once first
+    if pi.size:
+        rows = np.zeros((pi.size, d), dtype=np.int64)
+        count = np.zeros(pi.size, dtype=np.int64)
+        if start is not None:  # the largest multipliers of the hint start each face
+            hint = start[pi, :, kk]  # (F, n)
+            top = np.argsort(-hint, axis=1)[:, :d]
+            rows[:] = top
+            count[:] = np.sum(np.take_along_axis(hint, top, axis=1) > 0, axis=1)
+        res, rows, count, a, done = project_batch(X, S[:, pi], W[pi, :, kk], rows, count)
+        for f in np.nonzero(done)[0]:
+            e = count[f]
+            alpha[pi[f], rows[f, :e], kk[f]] = np.maximum(a[f, :e], 0.0)
+            Pi[pi[f], :, kk[f]] = res[f]
+        for f in np.nonzero(~done)[0]:
+            i, k = pi[f], kk[f]
+            G = X * S[:, i:i + 1]  # (n, d): rows s_k x_k^T
             hint = None if start is None else np.nonzero(start[i, :, k] > 0)[0]
             a = _project_by_rows(G, scale, W[i, :, k], hint)
             alpha[i, :, k] = a
             Pi[i, :, k] = W[i, :, k] + G.T @ a
     return Pi, alpha
+
+
+#: Columns evaluated exactly at a time by the screens (after the greedy steps).
+EVALUATE_CHUNK = 64
+#: Steps beyond 3d the batched projection takes before the NNLS takes over.
+BATCH_ITERATIONS = 10
+#: Relative sizes below which a multiplier or a row margin counts as zero (rounding).
+_KKT_TOL = 1e-11
+
+
+def face_matrices(X: np.ndarray, S: np.ndarray, rows: np.ndarray, count: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of faces and their pseudo-inverses, for many columns at once.
+
+    Column f has cone-row signs ``S[:, f]`` and face rows ``rows[f, :count[f]]`` (the
+    rest of ``rows[f]`` is ignored). Returns ``G`` (F, d, d) — row k of ``G_f`` is
+    ``s_k x_kᵀ`` for the k-th face row, zero beyond ``count[f]`` — and ``(G_fᵀ)⁺ =
+    (G_f G_fᵀ)⁻¹ G_f`` padded the same way (one batched Cholesky and solve; the SVD
+    pseudo-inverse when some face has dependent rows).
+    """
+    F, d = rows.shape
+    live = np.arange(d)[None, :] < count[:, None]
+    idx = np.where(live, rows, 0)
+    G = X[idx] * (S[idx, np.arange(F)[:, None]] * live)[:, :, None]
+    gram = G @ G.transpose(0, 2, 1)
+    gram[:, np.arange(d), np.arange(d)] += ~live
+    try:
+        np.linalg.cholesky(gram)
+        P = np.linalg.solve(gram, G)
+    except np.linalg.LinAlgError:
+        P = np.linalg.pinv(G.transpose(0, 2, 1), rcond=1e-12)
+    return G, P
+
+
+def project_batch(X: np.ndarray, S: np.ndarray, V: np.ndarray, rows: np.ndarray | None = None,
+                  count: np.ndarray | None = None, *, iters: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Projections ``Π_K(v_f)`` onto ``K_f = {u : s_{kf} x_kᵀ u ≥ 0 ∀k}`` for many
+    vectors at once: the Lawson–Hanson active-set method for ``min_{a ≥ 0} ||v + Gᵀ a||``
+    run on all columns together.
+
+    Each column keeps a passive set ``E`` (at most d rows, the face) with multipliers
+    ``a_E ≥ 0``. A step solves the least-squares problem on ``E``,
+    ``z = −(G_Eᵀ)⁺ v``: if ``z > 0`` then ``a = z`` and ``Π = v + G_Eᵀ z`` is the exact
+    projection when it satisfies every row (the KKT conditions); otherwise the most
+    violated row joins ``E``. If some ``z_k ≤ 0``, ``a`` moves towards ``z`` as far as
+    ``a ≥ 0`` allows and the rows reaching zero leave (Lawson and Hanson's interpolation,
+    which makes the method terminate). All columns take their step together — one
+    batched solve and one GEMM ``X Πᵀ`` — never a Python loop over columns. ``rows,
+    count`` (F, d), (F,) give starting faces (e.g. the last face of a column, or the
+    support of nearby multipliers).
+
+    Returns ``Pi`` (F, d), ``rows`` and ``count`` (the final faces), ``a`` (F, d) the
+    multipliers of the face rows, and ``done`` (F,) bool: where the KKT conditions hold.
+    Columns not done after ``iters`` steps (default ``3d + BATCH_ITERATIONS``) are left
+    to the exact NNLS (:func:`project_to_cones` does that).
+    """
+    F, d = V.shape
+    iters = 3 * d + BATCH_ITERATIONS if iters is None else iters
+    xnorm = np.maximum(np.linalg.norm(X, axis=1), np.finfo(np.float64).tiny)
+    rows = np.zeros((F, d), dtype=np.int64) if rows is None else np.array(rows, dtype=np.int64)
+    count = np.zeros(F, dtype=np.int64) if count is None else np.array(count, dtype=np.int64)
+    Pi = np.array(V, dtype=np.float64, copy=True)
+    a = np.zeros((F, d))  # current multipliers of the face rows (≥ 0)
+    done = np.zeros(F, dtype=bool)
+    vnorm = np.linalg.norm(V, axis=1)
+    done[vnorm == 0] = True
+    count[vnorm == 0] = 0
+    live = np.nonzero(vnorm > 0)[0]
+    slots = np.arange(d)[None, :]
+    fresh = np.full(F, -1, dtype=np.int64)  # the row that joined last
+    for _ in range(iters):
+        if live.size == 0:
+            break
+        cnt = count[live]
+        on = slots < cnt[:, None]
+        G, P = face_matrices(X, S[:, live], rows[live], cnt)
+        v = V[live]
+        z = -np.einsum("fed,fd->fe", P, v)
+        scale = np.linalg.norm(G, axis=2)  # row norms: multipliers in units of v
+        tol = _KKT_TOL * vnorm[live]
+        low = on & (z * scale <= tol[:, None])  # face rows whose LS multiplier is not > 0
+        inner = low.any(axis=1)
+        # interpolation towards z, as far as a ≥ 0 allows; rows reaching 0 leave
+        al = a[live]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(low, al / (al - z), np.inf)
+        step = np.clip(ratio.min(axis=1, initial=np.inf), 0.0, 1.0)
+        new_a = np.where(inner[:, None], al + step[:, None] * (z - al), z) * on
+        reached = (new_a * scale <= tol[:, None]) | (low & (ratio <= step[:, None]))
+        leave = inner[:, None] & on & reached
+        # outer step for the others: the projection on the face, then the most violated row
+        pi = v + np.einsum("fed,fe->fd", G, new_a)
+        margin = (X @ pi.T) * S[:, live] / xnorm[:, None]
+        j_bad = np.argmin(margin, axis=0)
+        bad = margin[j_bad, np.arange(live.size)] < -tol
+        ok = ~inner & ~bad
+        fin = live[ok]
+        Pi[fin], a[fin], done[fin] = pi[ok], new_a[ok], True
+        # a row that leaves at once after joining would join again: a cycle (rounding),
+        # left to the NNLS
+        newest = np.where(cnt > 0, cnt - 1, 0)
+        cycle = inner & (step <= 0) & leave[np.arange(live.size), newest] & (
+            rows[live, newest] == fresh[live])
+        # compact the faces of the inner columns (the leaving rows drop out, order kept)
+        keep = on & ~leave
+        order = np.argsort(~keep, axis=1, kind="stable")
+        rows[live] = np.take_along_axis(rows[live], order, axis=1)
+        a[live] = np.take_along_axis(new_a * keep, order, axis=1)
+        count[live] = keep.sum(axis=1)
+        add = ~inner & bad & (cnt < d)
+        f = live[add]
+        rows[f, count[f]] = j_bad[add]
+        fresh[f] = j_bad[add]
+        a[f, count[f]] = 0.0
+        count[f] += 1
+        live = live[(inner & ~cycle) | add]
+    return Pi, rows, count, a, done
 
 
 def _smallest(values: np.ndarray, count: int) -> np.ndarray:
@@ -139,7 +271,9 @@ def _project_by_rows(G: np.ndarray, scale: np.ndarray, w: np.ndarray,
     a = np.zeros(n)
     margin = (G @ w) / scale  # signed distances of w to the hyperplanes
     first = _smallest(margin, 2 * d)
-    rows = first[margin[first] < 0]
+    # a violation at the level of rounding is none (w lies on the face): its "projection"
+    # is an ill-posed NNLS whose answer is w itself
+    rows = first[margin[first] < -1e-13 * float(np.linalg.norm(w))]
     if rows.size == 0:
         return a
     if hint is not None and hint.size:
@@ -184,10 +318,14 @@ def _nnls(B: np.ndarray, w: np.ndarray) -> np.ndarray:
     try:
         x, _ = nnls(Bs, b, maxiter=max(50 * Bs.shape[1], 100))
     except RuntimeError:
+        x = None
+    # scipy's active-set NNLS can return a point worse than a = 0 on degenerate input
+    # (b almost orthogonal to the columns); such an answer is replaced
+    if x is None or not np.sum((Bs @ x - b) ** 2) <= np.sum(b * b) * (1 + 1e-12):
         res = lsq_linear(Bs, b, bounds=(0.0, np.inf), method="bvls")
-        if not res.success:
+        x = np.maximum(res.x, 0.0) if res.success else None
+        if x is None or not np.sum((Bs @ x - b) ** 2) <= np.sum(b * b) * (1 + 1e-12):
             return a
-        x = np.maximum(res.x, 0.0)
     a[keep] = x * (wn / cn[keep])
     return a
 
@@ -230,8 +368,8 @@ def _cone_bound(X: np.ndarray, M: np.ndarray, C: np.ndarray, alpha: np.ndarray) 
 
 def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float, *,
                   alpha: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                  want: int | None = None, limit: int | None = None, steps: int = 10
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                  want: int | None = None, limit: int | None = None, steps: int = 10,
+                  sharpen: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Support values ``max_{||U||_F ≤ 1, S_i X U ≥ 0} ⟨C_i, U⟩`` where they can exceed
     ``threshold``; cheap upper bounds elsewhere.
 
@@ -258,6 +396,11 @@ def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float,
         Patterns never evaluated exactly (they keep their bound).
     want, limit : int or None
     steps : int, greedy steps before the exact evaluation (0: none)
+    sharpen : bool
+        With ``want``, evaluate the ``max(16, want)`` largest bounds exactly before the
+        greedy steps, whose cut-off then becomes the ``want``-th largest known value
+        (fewer greedy steps, more exact evaluations); without it the greedy steps run
+        against ``threshold``.
 
     Returns
     -------
@@ -302,7 +445,7 @@ def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float,
         order = np.nonzero(todo)[0]
         return order[np.argsort(-values[order], kind="stable")]
 
-    if want is not None and todo.any():
+    if want is not None and sharpen and todo.any():
         evaluate(by_bound()[:chunk])  # the largest first: their values sharpen the cut-off
     if steps and todo.any():
         idx = np.nonzero(todo)[0]
@@ -310,6 +453,9 @@ def screen_values(X: np.ndarray, M: np.ndarray, C: np.ndarray, threshold: float,
         values[idx] = _pursuit(X, M[:, idx], C[idx], alpha, idx, cut, steps)
         todo[idx] = values[idx] > cut
     order = by_bound()
+    # exact values are computed many columns at a time (project_batch's cost grows far
+    # slower than the number of columns), in order of decreasing bound
+    chunk = max(EVALUATE_CHUNK, 2 * (want or 0))
     for first in range(0, order.size, chunk):
         if want is not None and len(found) >= want:
             if values[order[first]] <= cutoff():

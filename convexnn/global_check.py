@@ -38,16 +38,28 @@ from .certificate import DEFAULT_TOLERANCE, Certificate, make_certificate, relat
 from .errors import InvalidInputError, ProblemTooLargeError
 from .formulations import Formulation, get_formulation
 from .formulations.gated_relu import ball_dual_value
-from .patterns import Patterns, enumerate_patterns, sample_patterns, unique_columns
+from .patterns import (
+    Arrangement,
+    Patterns,
+    arrangement_size,
+    enumerate_patterns,
+    sample_patterns,
+    unique_columns,
+)
 from .problem import ProblemData, ipm_scales, prepare, scaled_data
 from .solution import Solution
+from .threads import blas_threads
 from .validation import integer
 
-__all__ = ["GlobalCheck", "certify_global", "check_patterns", "global_certificate",
+__all__ = ["GlobalCheck", "certify_global", "check_patterns", "scan_arrangement",
+           "global_certificate",
            "resolve_candidates", "merge_patterns", "DEFAULT_MAX_PATTERNS"]
 
 #: Largest arrangement enumerated by default before falling back to sampled candidates.
 DEFAULT_MAX_PATTERNS = 20_000
+#: Arrangements with more cells than this are checked streamed (:func:`scan_arrangement`)
+#: rather than enumerated at once.
+STREAM_ABOVE = 20_000
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,7 +88,9 @@ class GlobalCheck:
     max_violation : float
         ``max_i values_i / λ − 1`` clipped at 0.
     patterns : Patterns
-        The patterns checked (the candidates plus the solution's own).
+        The patterns checked (the candidates plus the solution's own) — for a streamed
+        scan of the arrangement (:func:`scan_arrangement`) only the violating ones, with
+        ``values`` theirs; ``checked`` counts all.
     violating : Patterns
         Checked patterns with ``values_i > λ (1 + tolerance)``, most violated first.
     violations : ndarray
@@ -106,6 +120,12 @@ class GlobalCheck:
     scale: float = 1.0
     cone_violation: float = 0.0
     checks: Mapping[str, float] = field(default_factory=dict)
+    checked_count: int | None = None
+
+    @property
+    def checked(self) -> int:
+        """Number of patterns checked (a streamed scan keeps only the violating ones)."""
+        return self.patterns.P if self.checked_count is None else int(self.checked_count)
 
     def as_dict(self) -> dict[str, Any]:
         """Scalars and counts as plain Python values (for JSON)."""
@@ -119,7 +139,7 @@ class GlobalCheck:
             "relative_gap": float(self.relative_gap),
             "tolerance": float(self.tolerance),
             "passed": bool(self.passed),
-            "checked": int(self.patterns.P),
+            "checked": self.checked,
             "violating": int(self.violating.P),
             "max_violation": float(self.max_violation),
             "scale": float(self.scale),
@@ -130,7 +150,7 @@ class GlobalCheck:
         verdict = "PASSED" if self.passed else "FAILED"
         return (
             f"GlobalCheck({verdict} [{self.scope}], {self.formulation}: checked "
-            f"{self.patterns.P} patterns, {self.violating.P} violating, max_violation="
+            f"{self.checked} patterns, {self.violating.P} violating, max_violation="
             f"{self.max_violation:.3e};\n  objective={self.objective:.10g}, lower_bound="
             f"{self.lower_bound:.10g}, relative_gap={self.relative_gap:.3e} "
             f"(tolerance {self.tolerance:.1e}))"
@@ -214,6 +234,128 @@ def check_patterns(
     )
 
 
+def scan_arrangement(
+    form: Formulation | str,
+    data: ProblemData,
+    weights: Mapping[str, np.ndarray],
+    lam: float,
+    cells: Arrangement | None = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    max_patterns: int = DEFAULT_MAX_PATTERNS,
+    keep: int = 10_000,
+) -> GlobalCheck:
+    """:func:`check_patterns` over EVERY cell of the arrangement of ``data.X``, streamed.
+
+    The cells come chunk by chunk (:class:`~convexnn.patterns.Arrangement`, or
+    :func:`~convexnn.patterns.iter_arrangement` when ``cells`` is None), so memory does
+    not grow with their number. Each chunk is screened against the dual: the gated
+    constraint ``||Xᵀ D_i r||`` is one GEMM; for the ReLU program that norm bounds the
+    cone-restricted value, and only cells whose bound (after a few greedy steps) exceeds
+    λ get the exact NNLS (``form.dual_constraint_bounds``). The lower bound needs only
+    the largest value, and every value above λ is exact, so the certificate is that of
+    :func:`check_patterns` over the whole arrangement. The ``keep`` most violated cells
+    are kept (most violated first) as ``violating``; ``patterns`` and ``values`` hold
+    them, ``checked`` counts every cell. BLAS runs on one thread (small GEMMs).
+    """
+    form = get_formulation(form)
+    if not form.global_check:
+        raise InvalidInputError(
+            f"the global check applies to formulations with a pattern-wise dual constraint "
+            f"(gated_relu, relu); got {form.name!r}."
+        )
+    keep = integer(keep, "keep", minimum=1)
+    if cells is None:
+        cells = Arrangement(data.X, max_patterns=max_patterns, keep_bytes=0)
+    elif cells.X.shape != data.X.shape or not np.array_equal(cells.X, data.X):
+        raise InvalidInputError("the arrangement was built on other data than data.X.")
+    a, s = ipm_scales(data)
+    unit = form.reg_unit(a, s)
+    sd = scaled_data(data, a, s)
+    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
+         for k, v in weights.items()}
+    primal = form.primal(sd, lam / unit, w)
+    R = primal.residual
+    threshold = lam / unit
+    bounds = getattr(form, "dual_constraint_bounds", None)
+
+    def values_of(M: np.ndarray) -> np.ndarray:
+        vals = (bounds(sd.X, M, R, threshold) if bounds is not None
+                else form.dual_constraint_values(sd.X, M, R))
+        return vals * unit
+
+    kept_v: list[np.ndarray] = []
+    kept_m: list[np.ndarray] = []
+    kept_g: list[np.ndarray] = []
+    # the solution's own patterns are checked too (the bound then covers its program);
+    # those that are cells of the arrangement are counted once
+    width = (data.n + 7) // 8
+    key_type = np.dtype((np.void, width))
+
+    def keys_of(M: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.packbits(M, axis=0).T).view(key_type).ravel()
+
+    own_keys = np.unique(keys_of(data.M))  # sorted; those found in a chunk are removed
+    with blas_threads(1):
+        own = values_of(data.M)
+        top = float(own.max(initial=0.0))
+        checked = 0
+        for part in cells.chunks():
+            vals = values_of(part.masks)
+            checked += part.P
+            if own_keys.size:
+                found = keys_of(part.masks)
+                at = np.minimum(np.searchsorted(own_keys, found), own_keys.size - 1)
+                hit = own_keys[at] == found
+                if hit.any():
+                    own_keys = np.delete(own_keys, np.unique(at[hit]))
+            top = max(top, float(vals.max(initial=0.0)))
+            bad = np.nonzero(vals / lam - 1.0 > tolerance)[0]
+            if bad.size:
+                kept_v.append(vals[bad])
+                kept_m.append(part.masks[:, bad])
+                kept_g.append(part.gates[:, bad])
+                if sum(v.size for v in kept_v) > 2 * keep:  # bounded: keep the worst
+                    kept_v, kept_m, kept_g = _worst(kept_v, kept_m, kept_g, keep)
+    checked += own_keys.size
+    kept_v, kept_m, kept_g = _worst(kept_v, kept_m, kept_g, keep)
+    values = kept_v[0] if kept_v else np.zeros(0)
+    n, d = data.X.shape
+    violating = Patterns(
+        masks=kept_m[0] if kept_m else np.zeros((n, 0), dtype=bool),
+        gates=kept_g[0] if kept_g else np.zeros((d, 0)),
+        counts=np.ones(values.size, dtype=np.int64), draws=int(values.size),
+        method="enumerate", scope="sampled", fingerprint=cells.fingerprint)
+    lower, t = ball_dual_value(sd.Y, R, top / unit, lam / unit)
+    lower *= s * s
+    objective = primal.objective * s * s
+    rel = relative_gap(objective, lower)
+    feasible = all(v <= tolerance for v in primal.checks.values())
+    passed = bool(rel <= tolerance and feasible and np.isfinite(objective))
+    return GlobalCheck(
+        formulation=form.name, scope="all", lam=float(lam), objective=objective,
+        lower_bound=lower, gap=objective - lower, relative_gap=rel,
+        tolerance=float(tolerance), passed=passed, values=values,
+        max_violation=max(0.0, top / lam - 1.0), patterns=violating, violating=violating,
+        violations=values / lam - 1.0, scale=t,
+        cone_violation=float(primal.checks.get("cone_violation", 0.0)),
+        checks=dict(primal.checks), checked_count=checked,
+    )
+
+
+def _worst(values: list[np.ndarray], masks: list[np.ndarray], gates: list[np.ndarray],
+           keep: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The ``keep`` largest values (largest first) with their masks and gates, as one
+    array each (in lists, for appending)."""
+    if not values:
+        return [], [], []
+    v = np.concatenate(values)
+    m = np.concatenate(masks, axis=1)
+    g = np.concatenate(gates, axis=1)
+    order = np.argsort(-v, kind="stable")[:keep]
+    return [v[order]], [np.ascontiguousarray(m[:, order])], [np.ascontiguousarray(g[:, order])]
+
+
 def global_certificate(form: Formulation, data: ProblemData, weights: Mapping[str, np.ndarray],
                        check: GlobalCheck) -> tuple[Certificate, dict[str, np.ndarray]]:
     """The certificate of scope ``"all"`` of a check over the whole arrangement.
@@ -285,7 +427,9 @@ def certify_global(
         The data the solution was computed on (checked against its hash).
     candidates : Patterns, int, "all" or None, optional
         The patterns to check: ``"all"`` enumerates the arrangement (raises
-        :class:`~convexnn.errors.ProblemTooLargeError` beyond ``max_patterns`` cells);
+        :class:`~convexnn.errors.ProblemTooLargeError` beyond ``max_patterns`` cells;
+        above ``STREAM_ABOVE`` cells it is streamed in chunks, :func:`scan_arrangement`,
+        and the check keeps only the violating cells);
         an int samples that many Gaussian gates (scope ``"sampled"``: how far the
         solution is from optimal among a larger sample); None enumerates when possible
         and otherwise samples ``max(1000, 10 P)`` gates.
@@ -322,6 +466,12 @@ def certify_global(
             "pass the same arrays given to convexnn.solve."
         )
     tol = solution.certificate.tolerance if tol is None else float(tol)
+    max_patterns = integer(max_patterns, "max_patterns", minimum=1)
+    if candidates is None or (isinstance(candidates, str) and candidates == "all"):
+        size = arrangement_size(data.X)
+        if STREAM_ABOVE < size <= max_patterns:
+            return scan_arrangement(solution.formulation, data, solution.weights, solution.reg,
+                                    tolerance=tol, max_patterns=max_patterns)
     cands = resolve_candidates(data.X, candidates, max_patterns=max_patterns, seed=seed,
                                fallback=max(1000, 10 * data.P))
     return check_patterns(solution.formulation, data, solution.weights, solution.reg, cands,

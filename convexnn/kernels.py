@@ -10,6 +10,9 @@
 * Dual values along a ray (lower bounds from any point ``Z``): the kernel-ridge dual
   (:func:`kernel_ridge_dual_value`) and the Lanckriet dual of simplex MKL
   (:func:`lanckriet_value`) — ``docs/math/mkl.md``.
+* One kernel, many ridges: :class:`SpectralRidge` factors ``K_η`` once (the small Gram of
+  its features when ``d·P < n``, else its eigendecomposition) and gives ``α(μ)`` for any
+  ``μ`` in O(n·rank) — the NTK along a μ path.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .certificate import best_multiple
 from .data import add_bias
 from .errors import InvalidInputError
 from .memory import require_memory
-from .ops import adjoint, group_norms, masked_gram
+from .ops import adjoint, forward, group_norms, masked_gram
 from .patterns import Patterns
 from .validation import integer, validate_X
 
@@ -39,6 +42,7 @@ __all__ = [
     "kernel_ridge_weights",
     "kernel_ridge_dual_value",
     "lanckriet_value",
+    "SpectralRidge",
 ]
 
 
@@ -325,13 +329,32 @@ def cholesky_solve(K: np.ndarray, Y: np.ndarray) -> tuple[tuple, np.ndarray]:
 
 class PatternKernels:
     """``XXᵀ`` and the float pattern matrix, formed once, for kernels ``K_η`` and the
-    correlations ``Xᵀ D_i A`` of many weight vectors ``η`` (reweighting, the MKL bounds)."""
+    correlations ``Xᵀ D_i A`` of many weight vectors ``η`` (reweighting, the MKL bounds).
+
+    :meth:`ridge` solves ``(K_η + μI) A = Y`` by whichever is cheaper: the n×n Cholesky,
+    or — when the active patterns have fewer features than there are points,
+    ``m = d·|{η_i > 0}| < n`` — the m×m system of the features ``F = [√η_i D_i X]``,
+    ``A = (Y − F (FᵀF + μI)⁻¹ FᵀY)/μ``, whose Gram ``FᵀF = S (DᵀD) S`` comes from the Gram
+    ``DᵀD`` of the whole design ``D = [D_i X]_i`` (dP × dP), formed ONCE and reused for
+    every η and every μ (and ``DᵀY`` once per Y).
+    """
+
+    #: Largest design Gram (dP)² kept for the feature form, in entries.
+    FEATURE_GRAM_MAX = 4_000_000
 
     def __init__(self, X: np.ndarray, M: np.ndarray):
         self.X = X
-        self.XXt = X @ X.T
+        self._XXt: np.ndarray | None = None
         self.Mf = np.asarray(M, dtype=np.float64, order="F")
         self.n = X.shape[0]
+        self._design_gram: np.ndarray | None = None
+        self._DtY: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def XXt(self) -> np.ndarray:
+        if self._XXt is None:
+            self._XXt = self.X @ self.X.T
+        return self._XXt
 
     def gram(self, eta: np.ndarray, shift: float) -> np.ndarray:
         """``(XXᵀ) ∘ (B Bᵀ) + shift·I`` with ``B = M diag(√η)`` over the active patterns."""
@@ -349,6 +372,40 @@ class PatternKernels:
         for k in range(c):
             G[:, :, k] = ((self.X * A[:, k:k + 1]).T @ self.Mf).T
         return G
+
+    def uses_features(self, eta: np.ndarray) -> bool:
+        """Whether :meth:`ridge` takes the feature form for these weights."""
+        d, P = self.X.shape[1], self.Mf.shape[1]
+        return d * int(np.count_nonzero(eta > 0)) < self.n and (d * P) ** 2 <= \
+            self.FEATURE_GRAM_MAX
+
+    def _features(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``DᵀD`` (dP × dP, column i·d + j = pattern i, feature j) and ``DᵀY`` (dP × c)."""
+        if self._design_gram is None:
+            n, d = self.X.shape
+            D = (self.Mf[:, :, None] * self.X[:, None, :]).reshape(n, -1)
+            self._design_gram = D.T @ D
+        if self._DtY is None or self._DtY[0] is not Y:
+            DtY = self.correlations(Y)  # (P, d, c): rows i·d + j of DᵀY
+            self._DtY = (Y, DtY.reshape(-1, Y.shape[1]))
+        return self._design_gram, self._DtY[1]
+
+    def ridge(self, eta: np.ndarray, shift: float, Y: np.ndarray) -> np.ndarray:
+        """``A = (K_η + shift·I)⁻¹ Y`` (n, c) by the cheaper of the two forms (class doc)."""
+        if not self.uses_features(eta):
+            return cholesky_solve(self.gram(eta, shift), Y)[1]
+        DtD, DtY = self._features(Y)
+        d = self.X.shape[1]
+        active = np.flatnonzero(eta > 0)
+        idx = (active[:, None] * d + np.arange(d)).ravel()
+        s = np.repeat(np.sqrt(eta[active]), d)
+        small = DtD[np.ix_(idx, idx)] * s[:, None] * s[None, :]
+        small[np.diag_indices_from(small)] += shift
+        z = sla.cho_solve(sla.cho_factor(small, lower=True, check_finite=False),
+                          s[:, None] * DtY[idx], check_finite=False)  # (FᵀF + μI)⁻¹ FᵀY
+        Wz = np.zeros((self.Mf.shape[1], d, Y.shape[1]))
+        Wz[active] = (s[:, None] * z).reshape(active.size, d, Y.shape[1])
+        return (Y - forward(self.X, self.Mf, Wz)) / shift
 
 
 def kernel_ridge_dual_value(X: np.ndarray, Y: np.ndarray, M: np.ndarray, Z: np.ndarray,
@@ -375,3 +432,61 @@ def lanckriet_value(Y: np.ndarray, Z: np.ndarray, top: float, mu: float
     """
     value, s = best_multiple(float(np.sum(Y * Z)), float(np.sum(Z * Z)) + top * top / mu)
     return value, s * Z
+
+
+class SpectralRidge:
+    """Kernel ridge with one kernel ``K_η = Σ_i η_i D_i X Xᵀ D_i`` for many ridges ``μ``
+    from ONE factorisation (a regularisation path).
+
+    * **Feature form** when ``m = d·|{η_i > 0}| < n``: ``K_η = F Fᵀ`` with
+      ``F = [√η_i D_i X]_i`` (n × m). With the eigendecomposition of the small Gram
+      ``FᵀF = V Λ Vᵀ`` (O(n m² + m³), once) and the push-through identity
+      ``(FFᵀ + μI)⁻¹ = (I − F (FᵀF + μI)⁻¹ Fᵀ)/μ``,
+
+          α(μ) = (Y − B diag(1/(λ_k + μ)) b) / μ,   B = F V (n × m),  b = Bᵀ Y (m × c),
+
+      so every μ costs O(n·m·c) (``B`` is kept as ``F`` and ``V``: ``B x = F (V x)``).
+    * **Spectral form** otherwise: ``K_η = Q Λ Qᵀ`` (one ``eigh``, O(n³)), then
+      ``α(μ) = Q diag(1/(λ_k + μ)) Qᵀ Y`` in O(n²c) per μ.
+
+    Both give ``J(μ) = (μ/2)⟨Y, α(μ)⟩``. Eigenvalues below zero (rounding) are set to 0:
+    ``K_η`` is positive semidefinite.
+    """
+
+    def __init__(self, X: np.ndarray, M: np.ndarray, eta: np.ndarray, Y: np.ndarray, *,
+                 form: str | None = None):
+        eta = check_eta(eta, M.shape[1])
+        n, d = X.shape
+        active = np.flatnonzero(eta > 0)
+        m = d * active.size
+        self.form = form or ("features" if m < n else "spectral")
+        self.Y = Y
+        if self.form == "features":
+            require_memory(8 * (3 * n * m + 2 * m * m), what="SpectralRidge (feature form)",
+                           sizes={"n": n, "m": m})
+            F = (np.asarray(M[:, active], dtype=np.float64) * np.sqrt(eta[active]))
+            F = (F[:, :, None] * X[:, None, :]).reshape(n, m)  # column i·d + j: √η_i D_i x^j
+            lam, self.V = np.linalg.eigh(F.T @ F)
+            self.B = F
+            self.b = self.V.T @ (F.T @ Y)
+        elif self.form == "spectral":
+            require_memory(8 * 4 * n * n, what="SpectralRidge (eigendecomposition)",
+                           sizes={"n": n})
+            lam, self.B = np.linalg.eigh(masked_gram(X, M, eta))
+            self.b = self.B.T @ Y
+        else:
+            raise InvalidInputError(f"form must be 'features' or 'spectral'; got {form!r}.")
+        self.eigenvalues = np.maximum(lam, 0.0)
+        self.rank_bound = m
+
+    def alpha(self, mu: float) -> np.ndarray:
+        """``α = (K_η + μI)⁻¹Y`` (n, c)."""
+        scaled = self.b / (self.eigenvalues + mu)[:, None]
+        if self.form == "features":
+            return (self.Y - self.B @ (self.V @ scaled)) / mu
+        return self.B @ scaled
+
+    def solve(self, mu: float) -> tuple[float, np.ndarray]:
+        """``J(μ) = (μ/2)⟨Y, α⟩`` and ``α``, as :func:`kernel_ridge` returns them."""
+        alpha = self.alpha(mu)
+        return 0.5 * mu * float(np.sum(self.Y * alpha)), alpha

@@ -18,8 +18,9 @@ Three ways to get them:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from itertools import combinations
+from itertools import combinations, islice
 
 import numpy as np
 
@@ -33,6 +34,9 @@ __all__ = [
     "sample_patterns",
     "patterns_from_gates",
     "enumerate_patterns",
+    "iter_arrangement",
+    "arrangement_size",
+    "Arrangement",
     "count_arrangement_cells",
     "unique_columns",
     "data_fingerprint",
@@ -309,7 +313,24 @@ def _cell_points(H: np.ndarray, m: int, memo: dict) -> np.ndarray:
     if m == 2:
         return _sweep_2d(H)[0]
     k = H.shape[0]
-    subsets = np.array(list(combinations(range(k), m - 1)), dtype=np.int64)
+    return _ray_points(H, m, np.array(list(combinations(range(k), m - 1)), dtype=np.int64),
+                       memo)
+
+
+def _subset_batches(k: int, size: int, batch: int) -> Iterator[np.ndarray]:
+    """The ``size``-subsets of ``range(k)`` in lexicographic order, ``batch`` at a time."""
+    it = combinations(range(k), size)
+    while True:
+        block = list(islice(it, batch))
+        if not block:
+            return
+        yield np.array(block, dtype=np.int64)
+
+
+def _ray_points(H: np.ndarray, m: int, subsets: np.ndarray, memo: dict) -> np.ndarray:
+    """Points in every cell next to the rays where the hyperplanes ``subsets`` (B, m−1)
+    meet (m ≥ 3): every cell touches such a ray, so all subsets give every cell."""
+    k = H.shape[0]
     HS = H[subsets]  # (B, m-1, m)
     _, s, Vt = np.linalg.svd(HS)
     independent = s[:, -1] > 1e-10
@@ -356,6 +377,127 @@ def _cell_points(H: np.ndarray, m: int, memo: dict) -> np.ndarray:
     return np.hstack(out) if out else np.zeros((m, 0))
 
 
+def _reduced_normals(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``X`` reduced to its row space: the basis (d × rank), the distinct hyperplane
+    normals there, and the rank."""
+    n, d = X.shape
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(n, d) * np.finfo(float).eps)) if s[0] > 0 else 0
+    if rank == 0:
+        raise InvalidInputError("X is all zeros: every gate gives the same pattern.")
+    basis = Vt[:rank].T  # (d, rank): gates live in the row space of X
+    return basis, _normals(X @ basis), rank
+
+
+def arrangement_size(X: np.ndarray) -> int:
+    """The bound ``2 Σ_{j<r} C(k−1, j)`` on the cells of the arrangement of ``X`` (k
+    distinct hyperplanes, rank r) that :func:`enumerate_patterns` checks against."""
+    X = validate_X(X, "X")
+    _, H, rank = _reduced_normals(X)
+    return count_arrangement_cells(H.shape[0], rank)
+
+
+def iter_arrangement(X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTERNS,
+                     chunk: int = 4096) -> Iterator[Patterns]:
+    """Every cell of the arrangement ``{x_kᵀ g = 0}`` of ``X``, in chunks of distinct
+    patterns: the same cells as :func:`enumerate_patterns`, without holding them all.
+
+    For rank ≥ 3 the rays where r − 1 hyperplanes meet are taken ``chunk`` subsets at a
+    time (each gives the cells around its ray, as in :func:`enumerate_patterns`); a
+    chunk's new patterns are yielded (scope ``"sampled"``: each chunk is a part of the
+    arrangement) and remembered as packed bits (n/8 bytes per cell) so that no cell is
+    yielded twice. Memory: the chunk's masks (``chunk · 2^r · n`` booleans) and the
+    packed keys of the cells seen. For rank ≤ 2 the exact sweep gives one chunk.
+
+    Raises
+    ------
+    ProblemTooLargeError
+        When the predicted number of cells exceeds ``max_patterns`` (as
+        :func:`enumerate_patterns`).
+    """
+    X = validate_X(X, "X")
+    max_patterns = integer(max_patterns, "max_patterns", minimum=1)
+    chunk = integer(chunk, "chunk", minimum=1)
+    n, d = X.shape
+    basis, H, rank = _reduced_normals(X)
+    predicted = count_arrangement_cells(H.shape[0], rank)
+    if predicted > max_patterns:
+        raise ProblemTooLargeError(
+            f"the arrangement of X ({n} points, rank {rank}) has up to {predicted:,} cells, "
+            f"above max_patterns={max_patterns:,}; raise max_patterns (the cells are "
+            f"checked {chunk:,} rays at a time, memory does not grow with it).")
+    if rank <= 2:
+        yield replace(enumerate_patterns(X, max_patterns=max_patterns), scope="sampled")
+        return
+    require_memory(2 * chunk * 2 ** rank * (n + 8 * d), what="iter_arrangement",
+                   sizes={"n": n, "rank": rank, "chunk": chunk}, hint="use a smaller chunk")
+    fingerprint = data_fingerprint(X)
+    width = (n + 7) // 8
+    seen = np.zeros(0, dtype=np.dtype((np.void, width)))  # sorted packed keys of the cells
+    memo: dict = {}
+    for subsets in _subset_batches(H.shape[0], rank - 1, chunk):
+        G = basis @ _ray_points(H, rank, subsets, memo)
+        masks = (X @ G) >= 0
+        first, _, _ = unique_columns(masks)
+        first = first[masks[:, first].any(axis=0)]  # the all-zero pattern is no cell
+        keys = np.ascontiguousarray(np.packbits(masks[:, first], axis=0).T).view(
+            seen.dtype).ravel()
+        at = np.searchsorted(seen, keys)
+        known = at < seen.size
+        known[known] = seen[at[known]] == keys[known]
+        if not known.all():
+            idx = first[~known]
+            seen = np.sort(np.concatenate([seen, keys[~known]]))
+            yield Patterns(masks=np.ascontiguousarray(masks[:, idx]),
+                           gates=np.ascontiguousarray(G[:, idx]),
+                           counts=np.ones(idx.size, dtype=np.int64), draws=int(idx.size),
+                           method="enumerate", scope="sampled", fingerprint=fingerprint)
+
+
+class Arrangement:
+    """The cells of the arrangement of ``X`` for repeated scans (pattern augmentation).
+
+    The first scan runs :func:`iter_arrangement`; when the cells fit in ``keep_bytes``
+    (their packed masks, n/8 bytes each, and gates) they are kept, packed, and later
+    scans unpack them chunk by chunk; otherwise every scan enumerates them again. Either
+    way a scan never holds more than one chunk of boolean masks.
+    """
+
+    def __init__(self, X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTERNS,
+                 chunk: int = 4096, keep_bytes: int = 2**28):
+        self.X = validate_X(X, "X")
+        self.max_patterns = integer(max_patterns, "max_patterns", minimum=1)
+        self.chunk = chunk
+        n, d = self.X.shape
+        self.size = arrangement_size(self.X)
+        self._keep = self.size * ((n + 7) // 8 + 8 * d) <= keep_bytes
+        self._stored: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self.cells: int | None = None  # known after the first scan
+        self.fingerprint = data_fingerprint(self.X)
+
+    def chunks(self) -> Iterator[Patterns]:
+        """The cells, chunk by chunk (each a :class:`Patterns` of scope ``"sampled"``)."""
+        if self._stored is not None:
+            n = self.X.shape[0]
+            for packed, gates in self._stored:
+                masks = np.unpackbits(packed, axis=0, count=n).astype(bool)
+                yield Patterns(masks=masks, gates=gates,
+                               counts=np.ones(gates.shape[1], dtype=np.int64),
+                               draws=int(gates.shape[1]), method="enumerate",
+                               scope="sampled", fingerprint=self.fingerprint)
+            return
+        stored: list[tuple[np.ndarray, np.ndarray]] = []
+        cells = 0
+        for part in iter_arrangement(self.X, max_patterns=self.max_patterns, chunk=self.chunk):
+            cells += part.P
+            if self._keep:
+                stored.append((np.packbits(part.masks, axis=0), part.gates))
+            yield part
+        self.cells = cells
+        if self._keep:
+            self._stored = stored
+
+
 def enumerate_patterns(X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTERNS) -> Patterns:
     """Every activation pattern of ``X``: one per cell of the arrangement ``{x_k^T g = 0}``.
 
@@ -393,12 +535,7 @@ def enumerate_patterns(X: np.ndarray, *, max_patterns: int = _DEFAULT_MAX_PATTER
     """
     X = validate_X(X, "X")
     n, d = X.shape
-    _, s, Vt = np.linalg.svd(X, full_matrices=False)
-    rank = int(np.sum(s > s[0] * max(n, d) * np.finfo(float).eps)) if s[0] > 0 else 0
-    if rank == 0:
-        raise InvalidInputError("X is all zeros: every gate gives the same pattern.")
-    basis = Vt[:rank].T  # (d, rank): gates live in the row space of X
-    H = _normals(X @ basis)
+    basis, H, rank = _reduced_normals(X)
     predicted = count_arrangement_cells(H.shape[0], rank)
     if predicted > max_patterns:
         raise ProblemTooLargeError(

@@ -96,6 +96,11 @@ def describe_method(rec: Mapping[str, Any]) -> str:
         return f"interior point ({solver})" + (f", {its} iterations" if its is not None else "")
     if method == "fast" and isinstance(info.get("working_set"), Mapping):  # ReLU
         ws = info["working_set"]
+        if ws.get("inner") == "newton":
+            return (f"working set solved on the faces of the cones (numpy): "
+                    f"{ws.get('rounds')} rounds, {ws.get('blocks')} blocks, "
+                    f"{ws.get('fista_steps')} FISTA and {ws.get('newton_steps')} Newton "
+                    "steps, certified over every pattern")
         return (f"working-set interior point ({solver}): {ws.get('rounds')} rounds, "
                 f"{ws.get('blocks')} blocks, {ws.get('ipm_iterations')} interior-point "
                 "iterations, certified over every pattern")

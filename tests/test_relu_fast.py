@@ -217,7 +217,7 @@ def test_gated_warm_start_and_other_solvers():
     assert gated.info["working_set"]["gated"]["active_groups"] > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SCS may report inaccurate; the certificate decides
-        scs = cn.solve("relu", ds.X, ds.y, method="fast", solver="scs", **kw)
+        scs = cn.solve("relu", ds.X, ds.y, method="fast", solver="scs", inner="ipm", **kw)
     assert scs.solver == "SCS" and scs.method == "fast"
     assert scs.certificate.dual_objective <= ref.objective * (1 + 1e-9)
 
@@ -225,7 +225,13 @@ def test_gated_warm_start_and_other_solvers():
 def test_auto_method_and_validation(small):
     X, y, pats = small
     data = prepare(X, y, patterns=pats)
-    assert RELU.choose_method(data, "auto") == "ipm"  # 2·60·40 rows: small
+    cost = RELU.predicted_seconds(data)  # the measured cost model decides
+    assert RELU.choose_method(data, "auto") == min(cost, key=cost.get)
+    tiny = prepare(X[:20], y[:20], patterns=cn.sample_patterns(X[:20], 8, seed=1))
+    assert RELU.choose_method(tiny, "auto") == "ipm"  # the interior point's fixed cost wins
+    rng = np.random.default_rng(1)
+    outputs = prepare(rng.standard_normal((100, 4)), rng.standard_normal((100, 3)), patterns=30)
+    assert RELU.choose_method(outputs, "auto") == "fast"  # one cone per output: ipm grows c^1.7
     big = prepare(np.random.default_rng(0).standard_normal((500, 5)), np.ones(500), patterns=50)
     assert RELU.choose_method(big, "auto") == "fast"
     assert RELU.choose_method(big, "ipm") == "ipm"

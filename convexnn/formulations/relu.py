@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
@@ -406,15 +406,41 @@ class ReLU(Formulation):
     latex = LATEX
     docs = "docs/math/relu.md"
     global_check = True
-    #: ``method="auto"`` picks ``"fast"`` when the full program has at least this many
-    #: cone rows (2·n·P·c); below it both take a fraction of a second (measured: 0.13 s
-    #: against 0.05 s at n=60, P=40) and the declarative program is the reference.
-    fast_above_rows = 10_000
+    #: Measured cost model of ``method="auto"``: ``log t = β₀ + β_n log n + β_P log P +
+    #: β_d log d + β_c log c`` (seconds) for each method (see :meth:`choose_method`).
+    COST_MODEL: ClassVar[dict[str, tuple[float, float, float, float, float]]] = {
+        "fast": (-7.532, 0.515, 0.649, 0.842, 0.377),
+        "ipm": (-12.504, 1.533, 0.904, 0.756, 1.666),
+    }
+
+    def predicted_seconds(self, data: ProblemData) -> dict[str, float]:
+        """The cost model's time of each method on ``data`` (seconds, a 2-core machine)."""
+        logs = np.log([data.n, data.P, data.d, data.c])
+        return {m: float(np.exp(b[0] + np.dot(b[1:], logs))) for m, b in self.COST_MODEL.items()}
 
     def choose_method(self, data: ProblemData, method: str) -> str:
-        """``"auto"``: the working-set method for large programs, the declarative one else."""
+        """``"auto"``: the method the measured cost model predicts to be faster.
+
+        Both methods were timed on planted-ReLU teachers (``benchmarks/bench_relu.py
+        --cost-model``: n ∈ {40, 100, 250}, d ∈ {3, 8}, P ∈ {20, 60}, c ∈ {1, 3},
+        λ = 0.1 λ_max, the best of 2 runs in one process, every answer certified) and a
+        log-linear model fitted to each (root-mean-square error of log t: 0.33 for fast,
+        0.58 for ipm):
+
+            fast:  t ≈ e^−7.53 · n^0.52 · P^0.65 · d^0.84 · c^0.38
+            ipm:   t ≈ e^−12.5 · n^1.53 · P^0.90 · d^0.76 · c^1.67
+
+        The declarative program grows with the number of cone rows ``2nPc`` (its KKT
+        system) and steeply with the outputs — one cone per output column; the working
+        set grows with the active blocks only. Their ratio is
+        ``t_ipm/t_fast ≈ e^−4.97 n^1.02 P^0.26 d^−0.09 c^1.29``: about 1 at n = 60, P = 40,
+        c = 1 (both ~0.1 s: measured 0.08 against 0.09 s at n = 40, P = 20) and 49 at
+        n = 250, P = 59, c = 3 (0.59 against 28.8 s). ``"ipm"`` is chosen when its
+        prediction is the smaller, i.e. for the smallest single-output programs only.
+        """
         if method == "auto":
-            return "fast" if 2 * data.n * data.P * data.c >= self.fast_above_rows else "ipm"
+            cost = self.predicted_seconds(data)
+            return "ipm" if cost["ipm"] < cost["fast"] else "fast"
         return super().choose_method(data, method)
 
     def reg_max(self, data: ProblemData) -> float:
@@ -472,6 +498,16 @@ class ReLU(Formulation):
         """``max(||Π_{K_i}(Xᵀ D_i R)||, ||Π_{K_i}(−Xᵀ D_i R)||)`` for every pattern (NNLS)."""
         C = adjoint(X, M, R)
         return np.maximum(support_values(X, M, C)[0], support_values(X, M, -C)[0])
+
+    def dual_constraint_bounds(self, X: np.ndarray, M: np.ndarray, R: np.ndarray,
+                               threshold: float) -> np.ndarray:
+        """:meth:`dual_constraint_values` where they exceed ``threshold``; elsewhere an upper
+        bound at most ``threshold`` (the bounds and greedy steps of
+        :func:`~convexnn.cones.screen_values`: ``||Xᵀ D_i R||`` first, NNLS only above it).
+        A dual point scaled by ``λ / max_i value_i`` needs nothing more."""
+        C = adjoint(X, M, R)
+        return np.maximum(screen_values(X, M, C, threshold)[0],
+                          screen_values(X, M, -C, threshold)[0])
 
     def dual_point(self, data: ProblemData, Z: np.ndarray) -> dict[str, np.ndarray]:
         """``z`` with the multipliers ``α, β`` that minimise its constraint values (NNLS)."""

@@ -2,7 +2,10 @@
 
 Round r checks the current solution against candidate patterns (the whole arrangement,
 or fresh sampled gates when it is too large) with the formulation's dual constraint
-(:func:`convexnn.global_check.check_patterns`), adds up to ``add_per_round`` violating
+(:func:`convexnn.global_check.check_patterns`; an arrangement of more than
+``STREAM_ABOVE`` cells, up to ``max_patterns``, is scanned in chunks by
+:func:`convexnn.global_check.scan_arrangement` and never held whole), adds up to
+``add_per_round`` violating
 patterns to the working set and re-solves with the chosen method, until the check passes
 or ``max_rounds`` re-solves were made. The returned solution's certificate has scope
 ``"all"`` — with the lower bound over every pattern as its dual objective — only when
@@ -24,11 +27,19 @@ from ..errors import InvalidInputError, ProblemTooLargeError
 from ..formulations.base import Formulation, SolveOptions
 from ..global_check import (
     DEFAULT_MAX_PATTERNS,
+    STREAM_ABOVE,
     check_patterns,
     global_certificate,
     resolve_candidates,
+    scan_arrangement,
 )
-from ..patterns import Patterns, enumerate_patterns, sample_patterns
+from ..patterns import (
+    Arrangement,
+    Patterns,
+    arrangement_size,
+    enumerate_patterns,
+    sample_patterns,
+)
 from ..problem import ProblemData
 from ..solution import Solution
 from ..validation import Options as OptionsBase
@@ -90,8 +101,13 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     """Cutting planes from the solution ``first``; ``resolve(data)`` re-solves on a
     working set with the chosen method."""
     seed = data.patterns.seed
-    count, fixed = max(1000, 10 * data.P), None
-    if isinstance(aug.candidates, (int, np.integer)):
+    count, fixed, stream = max(1000, 10 * data.P), None, None
+    everything = aug.candidates is None or (isinstance(aug.candidates, str)
+                                            and aug.candidates == "all")
+    if everything and STREAM_ABOVE < arrangement_size(data.X) <= aug.max_patterns:
+        # the whole arrangement, scanned in chunks every round (kept packed when it fits)
+        stream = Arrangement(data.X, max_patterns=aug.max_patterns)
+    elif isinstance(aug.candidates, (int, np.integer)):
         count = int(aug.candidates)
     elif aug.candidates is None:
         try:
@@ -108,9 +124,14 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     check = None
     for rnd in range(aug.max_rounds + 1):
         start = time.perf_counter()
-        cands = fixed if fixed is not None else sample_patterns(
-            current.X, int(count), None if seed is None else seed + 1 + rnd)
-        check = check_patterns(form, current, sol.weights, reg, cands, tolerance=options.tol)
+        if stream is not None:
+            check = scan_arrangement(form, current, sol.weights, reg, stream,
+                                     tolerance=options.tol, keep=4 * aug.add_per_round)
+        else:
+            cands = fixed if fixed is not None else sample_patterns(
+                current.X, int(count), None if seed is None else seed + 1 + rnd)
+            check = check_patterns(form, current, sol.weights, reg, cands,
+                                   tolerance=options.tol)
         timings["certify_s"] += time.perf_counter() - start
         entry = {"round": rnd, "patterns": current.P, "objective": sol.objective,
                  "lower_bound": check.lower_bound, "relative_gap": check.relative_gap,
