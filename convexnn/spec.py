@@ -516,6 +516,22 @@ def _description(text: str) -> str:
     return " ".join(x for x in lines if x)
 
 
+def _read_toml(p: Path) -> tuple[dict[str, Any], str]:
+    """The parsed TOML document of the file ``p`` and its description (:func:`_description`).
+
+    A file that is not UTF-8 text or not valid TOML raises
+    :class:`~convexnn.errors.InvalidInputError` naming the file.
+    """
+    try:
+        text = p.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{p}: not a UTF-8 text file ({exc}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInputError(f"{p}: not valid TOML ({exc}).") from None
+    return document, _description(text)
+
+
 def load_spec(path: str | Path) -> ProblemSpec:
     """Read and validate a TOML problem spec (relative data paths resolve against it).
 
@@ -544,15 +560,9 @@ def load_spec(path: str | Path) -> ProblemSpec:
         if not p.suffix and find_problem(str(path)) is None and bundled_problems():
             hint = f" (bundled problems: {sorted(bundled_problems())})"
         raise InvalidInputError(f"spec file not found: {p}{hint}")
-    try:
-        text = p.read_text(encoding="utf-8")
-        document = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{p}: not a UTF-8 text file ({exc}).") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInputError(f"{p}: not valid TOML ({exc}).") from None
+    document, description = _read_toml(p)
     return parse_spec(document, base_dir=p.resolve().parent, name=p.stem, origin=str(p),
-                      path=p.resolve(), description=_description(text))
+                      path=p.resolve(), description=description)
 
 
 def bundled_problems(directory: Path | None = None) -> dict[str, tuple[Path, str]]:

@@ -43,7 +43,6 @@ Unknown sections and keys, and values of the wrong type or range, raise
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +55,8 @@ from ..spec import (
     SOURCE_KINDS,
     DataSpec,
     PatternSpec,
-    _description,
     _parse_patterns,
+    _read_toml,
     _Section,
     parse_data,
 )
@@ -506,15 +505,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
             else []
         hint = f" (bundled sweeps: {bundled})" if bundled else ""
         raise InvalidInputError(f"sweep spec not found: {p}{hint}")
-    try:
-        text = p.read_text(encoding="utf-8")
-        document = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{p}: not a UTF-8 text file ({exc}).") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInputError(f"{p}: not valid TOML ({exc}).") from None
+    document, description = _read_toml(p)
     return parse_sweep(document, base_dir=p.resolve().parent, name=p.stem, origin=str(p),
-                       path=p.resolve(), description=_description(text))
+                       path=p.resolve(), description=description)
 
 
 def find_sweep(name: str) -> Path | None:
