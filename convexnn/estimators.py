@@ -50,13 +50,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .certificate import Certificate, best_candidate, best_multiple, make_certificate
 from .data import add_bias
 from .errors import InvalidInputError
-from .formulations import get_formulation
+from .formulations import Formulation, get_formulation
 from .kernels import kernel_ridge, mu_scale, ntk_gram
 from .methods import reweight as reweight_method
 from .networks import PRUNE_RATIO, prune_threshold
 from .ops import forward, group_norms, masked_gram
 from .path import solve_path
-from .problem import prepare
+from .problem import ProblemData, prepare
 from .solution import Solution
 from .solvers import resolve_solver
 from .solving import solve_data
@@ -116,6 +116,14 @@ def _one_of(values: dict[str, Any], default: tuple[str, float]) -> tuple[str, fl
         raise InvalidInputError(
             f"give at most one of {list(values)}; got {sorted(given)}. Set the others to None.")
     return next(iter(given.items())) if given else default
+
+
+def _resolve(form: Formulation, data: ProblemData, name: str, value: float) -> float:
+    """The regularisation of the argument ``name`` given (:func:`_one_of`): ``value``
+    itself, or ``value · reg_max(data)`` for a ``*_ratio`` argument."""
+    if name.endswith("_ratio"):
+        return form.resolve_reg(data, None, value)
+    return form.resolve_reg(data, value, None)
 
 
 def _gated_scores(solution: Solution, Z: np.ndarray, prune: float = PRUNE_RATIO
@@ -404,8 +412,7 @@ class _NetworkModel(_Model):
         form = get_formulation(self._formulation)
         data = prepare(X, Y, patterns=self.patterns, bias=self.bias,
                        seed=_seed(self.random_state))
-        reg = form.resolve_reg(data, value, None) if name == "lam" else \
-            form.resolve_reg(data, None, value)
+        reg = _resolve(form, data, name, value)
         sol = solve_data(form, data, reg, solver=self.solver, tol=self.tol, method=self.method,
                          **_options(self.options))
         self.solution_ = sol
@@ -625,8 +632,7 @@ class _NTKModel(_Model):
         if kernel == "patterns":
             data = prepare(X, Y, patterns=self.patterns, bias=self.bias,
                            seed=_seed(self.random_state))
-            mu = form.resolve_reg(data, value, None) if name == "mu" else \
-                form.resolve_reg(data, None, value)
+            mu = _resolve(form, data, name, value)
             sol = solve_data(form, data, mu, solver=self.solver, tol=self.tol,
                              method=self.method, **_options(self.options))
             self.solution_, self.network_, self.patterns_ = sol, sol.network, sol.patterns
@@ -731,8 +737,7 @@ class _OptimalKernelModel(_Model):
         data = prepare(X, Y, patterns=self.patterns, bias=self.bias,
                        seed=_seed(self.random_state))
         form = get_formulation("mkl" if name.startswith("mu") else "gated_relu")
-        reg = form.resolve_reg(data, value, None) if name in ("mu", "lam") else \
-            form.resolve_reg(data, None, value)
+        reg = _resolve(form, data, name, value)
         options = reweight_method.Options.from_mapping(
             _options(self.options), f"options of {type(self).__name__} (convexnn.reweight)")
         res = reweight_method.reweight_data(
