@@ -401,6 +401,19 @@ def _seed_gated(data: ProblemData, lam: float, options: SolveOptions
     return out, record
 
 
+def _seeds(data: ProblemData, lam: float, options: SolveOptions, warm_start: str, size: int,
+           info: dict[str, Any]) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """The first blocks of the working set: those of the gated-ReLU optimum
+    (:func:`_seed_gated`, its record in ``info["gated"]``) when ``warm_start`` is
+    ``"gated"`` and it gives any, else the ``size`` of largest correlation
+    (:func:`_seed_correlation`)."""
+    if warm_start == "gated":
+        seeds, info["gated"] = _seed_gated(data, lam, options)
+        if seeds:
+            return seeds
+    return _seed_correlation(data.X, data.Y, data.M, size)
+
+
 # ---------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------
@@ -499,12 +512,7 @@ def solve_working_set(
     t_start = time.perf_counter()
     info: dict[str, Any] = {"warm_start": warm_start, "history": []}
 
-    if warm_start == "gated":
-        seeds, info["gated"] = _seed_gated(data, lam, options)
-        if not seeds:
-            seeds = _seed_correlation(X, Y, M, add)
-    else:
-        seeds = _seed_correlation(X, Y, M, add)
+    seeds = _seeds(data, lam, options, warm_start, add, info)
     ws = _WorkingSet(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     for i, sgn, direction, _ in seeds:
         ws.add(i, sgn, _initial_rows(X, M, gates, i, direction, xnorm, rows))
@@ -668,12 +676,7 @@ def solve_active_set(
     tight = max(min(options.tol * 1e-3, 1e-9), 1e-12)
     t_start = time.perf_counter()
     info: dict[str, Any] = {"warm_start": warm_start, "inner": "newton", "history": []}
-    if warm_start == "gated":
-        seeds, info["gated"] = _seed_gated(data, lam, options)
-        if not seeds:
-            seeds = _seed_correlation(X, Y, M, add)
-    else:
-        seeds = _seed_correlation(X, Y, M, add)
+    seeds = _seeds(data, lam, options, warm_start, add, info)
     Mf = M.astype(np.float64)
     Sf = signs(M)
     pat = np.array([i for i, _, _, _ in seeds], dtype=np.int64)
