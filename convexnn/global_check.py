@@ -37,6 +37,7 @@ import numpy as np
 from .certificate import DEFAULT_TOLERANCE, Certificate, make_certificate, relative_gap
 from .errors import InvalidInputError, ProblemTooLargeError
 from .formulations import Formulation, get_formulation
+from .formulations.base import Primal
 from .formulations.gated_relu import ball_dual_value
 from .patterns import (
     Arrangement,
@@ -157,6 +158,62 @@ class GlobalCheck:
         )
 
 
+def _checkable(form: Formulation | str) -> Formulation:
+    """The formulation, refused unless it has a pattern-wise dual constraint to check."""
+    form = get_formulation(form)
+    if not form.global_check:
+        raise InvalidInputError(
+            f"the global check applies to formulations with a pattern-wise dual constraint "
+            f"(gated_relu, relu); got {form.name!r}."
+        )
+    return form
+
+
+@dataclass(frozen=True)
+class _ScaledPrimal:
+    """A solution's primal on the data rescaled by powers of two (exact; see
+    ``Formulation.certify``): ``X → X/a``, ``Y → Y/s``, the regularisation in ``unit``."""
+
+    data: ProblemData
+    primal: Primal
+    unit: float
+    s: float
+
+    @classmethod
+    def of(cls, form: Formulation, data: ProblemData, weights: Mapping[str, np.ndarray],
+           lam: float) -> _ScaledPrimal:
+        a, s = ipm_scales(data)
+        unit = form.reg_unit(a, s)
+        sd = scaled_data(data, a, s)
+        w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
+             for k, v in weights.items()}
+        return cls(sd, form.primal(sd, lam / unit, w), unit, s)
+
+    def check(self, form: Formulation, lam: float, top: float, tolerance: float,
+              **found: Any) -> GlobalCheck:
+        """The :class:`GlobalCheck` whose largest dual-constraint value is ``top``.
+
+        The lower bound is the dual value of ``t z`` with ``z = y − ŷ`` and the best
+        ``0 ≤ t ≤ λ / top`` (``ball_dual_value``), mapped back to the data's scale (``s²``);
+        ``found`` holds what the check found (scope, values, patterns, violations, …).
+        """
+        primal, s = self.primal, self.s
+        lower, t = ball_dual_value(self.data.Y, primal.residual, top / self.unit,
+                                   lam / self.unit)
+        lower *= s * s
+        objective = primal.objective * s * s
+        rel = relative_gap(objective, lower)
+        feasible = all(v <= tolerance for v in primal.checks.values())
+        passed = bool(rel <= tolerance and feasible and np.isfinite(objective))
+        return GlobalCheck(
+            formulation=form.name, lam=float(lam), objective=objective, lower_bound=lower,
+            gap=objective - lower, relative_gap=rel, tolerance=float(tolerance),
+            passed=passed, max_violation=max(0.0, top / lam - 1.0), scale=t,
+            cone_violation=float(primal.checks.get("cone_violation", 0.0)),
+            checks=dict(primal.checks), **found,
+        )
+
+
 def merge_patterns(first: Patterns, second: Patterns) -> Patterns:
     """``first`` then the patterns of ``second`` not in it; scope taken from ``first``."""
     masks = np.hstack([first.masks, second.masks])
@@ -190,12 +247,7 @@ def check_patterns(
         lower bound applies to the solution's program too.
     tolerance : float
     """
-    form = get_formulation(form)
-    if not form.global_check:
-        raise InvalidInputError(
-            f"the global check applies to formulations with a pattern-wise dual constraint "
-            f"(gated_relu, relu); got {form.name!r}."
-        )
+    form = _checkable(form)
     X = data.X
     if candidates.masks.shape[0] != X.shape[0] or candidates.d != X.shape[1]:
         raise InvalidInputError(
@@ -203,35 +255,18 @@ def check_patterns(
             f"has shape {X.shape}; build them from the same X (with its bias column)."
         )
     # computed on the data rescaled by powers of two (exact; see Formulation.certify)
-    a, s = ipm_scales(data)
-    unit = form.reg_unit(a, s)
-    sd = scaled_data(data, a, s)
-    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
-         for k, v in weights.items()}
-    primal = form.primal(sd, lam / unit, w)
-    R = primal.residual
+    sp = _ScaledPrimal.of(form, data, weights, lam)
+    sd, unit, R = sp.data, sp.unit, sp.primal.residual
     checked = merge_patterns(candidates, data.patterns)
     values = form.dual_constraint_values(sd.X, checked.masks, R) * unit
     top = float(values.max(initial=0.0))
-    lower, t = ball_dual_value(sd.Y, R, top / unit, lam / unit)
-    lower *= s * s
-    objective = primal.objective * s * s
-    rel = relative_gap(objective, lower)
     ratio = values / lam - 1.0
     order = np.argsort(-ratio, kind="stable")
     bad = order[ratio[order] > tolerance]
     violating = checked.subset(bad)
-    feasible = all(v <= tolerance for v in primal.checks.values())
-    passed = bool(rel <= tolerance and feasible and np.isfinite(objective))
-    return GlobalCheck(
-        formulation=form.name, scope=candidates.scope, lam=float(lam),
-        objective=objective, lower_bound=lower, gap=objective - lower, relative_gap=rel,
-        tolerance=float(tolerance), passed=passed, values=values,
-        max_violation=max(0.0, top / lam - 1.0), patterns=checked,
-        violating=replace(violating, scope="sampled"), violations=ratio[bad],
-        scale=t, cone_violation=float(primal.checks.get("cone_violation", 0.0)),
-        checks=dict(primal.checks),
-    )
+    return sp.check(form, lam, top, tolerance, scope=candidates.scope, values=values,
+                    patterns=checked, violating=replace(violating, scope="sampled"),
+                    violations=ratio[bad])
 
 
 def scan_arrangement(
@@ -258,24 +293,14 @@ def scan_arrangement(
     are kept (most violated first) as ``violating``; ``patterns`` and ``values`` hold
     them, ``checked`` counts every cell. BLAS runs on one thread (small GEMMs).
     """
-    form = get_formulation(form)
-    if not form.global_check:
-        raise InvalidInputError(
-            f"the global check applies to formulations with a pattern-wise dual constraint "
-            f"(gated_relu, relu); got {form.name!r}."
-        )
+    form = _checkable(form)
     keep = integer(keep, "keep", minimum=1)
     if cells is None:
         cells = Arrangement(data.X, max_patterns=max_patterns, keep_bytes=0)
     elif cells.X.shape != data.X.shape or not np.array_equal(cells.X, data.X):
         raise InvalidInputError("the arrangement was built on other data than data.X.")
-    a, s = ipm_scales(data)
-    unit = form.reg_unit(a, s)
-    sd = scaled_data(data, a, s)
-    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
-         for k, v in weights.items()}
-    primal = form.primal(sd, lam / unit, w)
-    R = primal.residual
+    sp = _ScaledPrimal.of(form, data, weights, lam)
+    sd, unit, R = sp.data, sp.unit, sp.primal.residual
     threshold = lam / unit
     bounds = getattr(form, "dual_constraint_bounds", None)
 
@@ -326,21 +351,9 @@ def scan_arrangement(
         gates=kept_g[0] if kept_g else np.zeros((d, 0)),
         counts=np.ones(values.size, dtype=np.int64), draws=int(values.size),
         method="enumerate", scope="sampled", fingerprint=cells.fingerprint)
-    lower, t = ball_dual_value(sd.Y, R, top / unit, lam / unit)
-    lower *= s * s
-    objective = primal.objective * s * s
-    rel = relative_gap(objective, lower)
-    feasible = all(v <= tolerance for v in primal.checks.values())
-    passed = bool(rel <= tolerance and feasible and np.isfinite(objective))
-    return GlobalCheck(
-        formulation=form.name, scope="all", lam=float(lam), objective=objective,
-        lower_bound=lower, gap=objective - lower, relative_gap=rel,
-        tolerance=float(tolerance), passed=passed, values=values,
-        max_violation=max(0.0, top / lam - 1.0), patterns=violating, violating=violating,
-        violations=values / lam - 1.0, scale=t,
-        cone_violation=float(primal.checks.get("cone_violation", 0.0)),
-        checks=dict(primal.checks), checked_count=checked,
-    )
+    return sp.check(form, lam, top, tolerance, scope="all", values=values,
+                    patterns=violating, violating=violating, violations=values / lam - 1.0,
+                    checked_count=checked)
 
 
 def _worst(values: list[np.ndarray], masks: list[np.ndarray], gates: list[np.ndarray],
@@ -364,12 +377,9 @@ def global_certificate(form: Formulation, data: ProblemData, weights: Mapping[st
     feasible for every pattern — and its dual point is that ``z`` with the formulation's
     multipliers on the solution's own patterns (``form.dual_point``).
     """
-    a, s = ipm_scales(data)  # on the rescaled data, like check_patterns
-    sd = scaled_data(data, a, s)
-    w = {k: np.asarray(v, dtype=np.float64) * (1.0 if k in form.unscaled_weights else a / s)
-         for k, v in weights.items()}
-    R = form.primal(sd, check.lam / form.reg_unit(a, s), w).residual
-    dual = {k: v * s for k, v in form.dual_point(sd, check.scale * R).items()}
+    sp = _ScaledPrimal.of(form, data, weights, check.lam)  # like check_patterns
+    dual = {k: v * sp.s
+            for k, v in form.dual_point(sp.data, check.scale * sp.primal.residual).items()}
     cert = make_certificate(form.name, check.objective, check.lower_bound,
                             tolerance=check.tolerance, scope="all", checks=dict(check.checks))
     return cert, dual
