@@ -33,7 +33,7 @@ from .patterns import Patterns
 from .problem import ProblemData, prepare
 from .solution import Solution
 from .solvers import resolve_solver
-from .solving import check_memory, split_options
+from .solving import check_memory, mu_alias, split_options
 from .validation import boolean, positive, tolerance
 
 __all__ = ["SolutionPath", "solve_path", "DEFAULT_PATH_RATIOS"]
@@ -177,11 +177,7 @@ def solve_path(
     """
     start = time.perf_counter()
     form = get_formulation(formulation)
-    if form.reg_name == "mu" and ("mus" in options or "mu_ratios" in options):
-        # as in solve(): formulations regularised by μ also accept it under its own name
-        if lams is not None or lam_ratios is not None:
-            raise InvalidInputError("give either mus/mu_ratios or lams/lam_ratios, not both.")
-        lams, lam_ratios = options.pop("mus", None), options.pop("mu_ratios", None)
+    lams, lam_ratios = mu_alias(form, options, lams, lam_ratios, plural="s")
     tol = tolerance(tol)
     data = prepare(X, y, patterns=patterns, bias=bias, seed=seed)
     regs = _regs(form, data, lams, lam_ratios)

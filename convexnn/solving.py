@@ -75,6 +75,23 @@ def check_memory(form: Formulation, data: ProblemData, method: str, limit: Any =
                    limit=limit)
 
 
+def mu_alias(form: Formulation, options: dict[str, Any], lam: Any, lam_ratio: Any,
+             plural: str = "") -> tuple[Any, Any]:
+    """``(lam, lam_ratio)``, or the ``mu``/``mu_ratio`` popped from ``options``.
+
+    Formulations regularised by μ (ntk, mkl) also accept it under its own name;
+    ``plural = "s"`` reads the path's ``mus``/``mu_ratios`` beside ``lams``/``lam_ratios``.
+    Giving both names is an :class:`~convexnn.errors.InvalidInputError`.
+    """
+    mu, mu_ratio = f"mu{plural}", f"mu_ratio{plural}"
+    if form.reg_name != "mu" or (mu not in options and mu_ratio not in options):
+        return lam, lam_ratio
+    if lam is not None or lam_ratio is not None:
+        raise InvalidInputError(f"give either {mu}/{mu_ratio} or lam{plural}/"
+                                f"lam_ratio{plural}, not both.")
+    return options.pop(mu, None), options.pop(mu_ratio, None)
+
+
 def solve_data(
     form: Formulation | str,
     data: ProblemData,
@@ -213,11 +230,7 @@ def solve(
     True
     """
     form = get_formulation(formulation)
-    if form.reg_name == "mu" and ("mu" in options or "mu_ratio" in options):
-        # formulations regularised by μ (ntk, mkl) also accept it under its own name
-        if lam is not None or lam_ratio is not None:
-            raise InvalidInputError("give either mu/mu_ratio or lam/lam_ratio, not both.")
-        lam, lam_ratio = options.pop("mu", None), options.pop("mu_ratio", None)
+    lam, lam_ratio = mu_alias(form, options, lam, lam_ratio)
     tol = tolerance(tol)
     data = prepare(X, y, patterns=patterns, bias=bias, seed=seed)
     reg = form.resolve_reg(data, lam, lam_ratio)
