@@ -24,6 +24,21 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     return sizes
 
 
+def classes(n: int, d: int, c: int, seed: int = 0):
+    """±1 one-hot targets of ``c`` classes: features N(0, 1) and a ones column (``d`` in
+    all), labels ``argmax_k Σ_j (xᵀu_j)_+ a_jk + 0.5·noise`` (a planted ReLU rule)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    U = rng.standard_normal((d, 2 * c)) / np.sqrt(d - 1)
+    scores = np.maximum(X @ U, 0.0) @ rng.standard_normal((2 * c, c))
+    labels = (scores + 0.5 * rng.standard_normal((n, c))).argmax(axis=1)
+    Y = -np.ones((n, c))
+    Y[np.arange(n), labels] = 1.0
+    return X, Y
+
+
 def fmt(x: float | None, spec: str = ".3f") -> str:
     """A number for a Markdown table; ``—`` when missing or not finite."""
     if x is None or (isinstance(x, float) and x != x) or x in (float("inf"), float("-inf")):

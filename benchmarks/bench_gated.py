@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from _common import fmt, new_report_path, parse_sizes, write_text  # noqa: E402
+from _common import classes, fmt, new_report_path, parse_sizes, write_text  # noqa: E402
 
 import convexnn as cn  # noqa: E402
 from convexnn.formulations import get_formulation  # noqa: E402
@@ -109,19 +109,6 @@ class Case:
 
     def as_json(self) -> str:
         return json.dumps(self.__dict__)
-
-
-def classes(n: int, d: int, c: int, seed: int = 0):
-    """±1 one-hot targets of ``c`` classes: features N(0, 1) and a ones column (``d`` in
-    all), labels ``argmax_k Σ_j (xᵀu_j)_+ a_jk + 0.5·noise`` (a planted ReLU rule)."""
-    rng = np.random.default_rng(seed)
-    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
-    U = rng.standard_normal((d, 2 * c)) / np.sqrt(d - 1)
-    scores = np.maximum(X @ U, 0.0) @ rng.standard_normal((2 * c, c))
-    labels = (scores + 0.5 * rng.standard_normal((n, c))).argmax(axis=1)
-    Y = -np.ones((n, c))
-    Y[np.arange(n), labels] = 1.0
-    return X, Y
 
 
 def build(case: Case, seed: int = 0) -> tuple[ProblemData, float]:

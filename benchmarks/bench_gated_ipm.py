@@ -45,21 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import fmt, new_report_path, write_text  # noqa: E402
+from _common import classes, fmt, new_report_path, write_text  # noqa: E402
 
 VARIANTS = ("primal", "primal-gemm", "primal-kron", "primal-rsoc", "dual")
-
-
-def classes(n: int, d: int, c: int, seed: int = 0):
-    """±1 one-hot targets from a planted ReLU rule; features N(0, 1) and a ones column."""
-    rng = np.random.default_rng(seed)
-    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
-    U = rng.standard_normal((d, 2 * c)) / np.sqrt(d - 1)
-    scores = np.maximum(X @ U, 0.0) @ rng.standard_normal((2 * c, c))
-    labels = (scores + 0.5 * rng.standard_normal((n, c))).argmax(axis=1)
-    Y = -np.ones((n, c))
-    Y[np.arange(n), labels] = 1.0
-    return X, Y
 
 
 def build(variant: str, X: np.ndarray, Y: np.ndarray, M: np.ndarray):
