@@ -13,11 +13,11 @@ with the function under test.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
+from record_edits import rewrite
 
 import convexnn as cn
 from convexnn.certificate import (
@@ -515,24 +515,6 @@ def test_global_check_passes_at_the_global_optimum_and_reports_scope():
 # ---------------------------------------------------------------------------
 
 
-def _rewrite(out, arrays=None, edit=None):
-    """Replace arrays and/or record fields and recompute both digests (an edit that a
-    digest cannot catch: only re-derivation can)."""
-    from convexnn.results import RECORD_DIGEST, arrays_sha256, record_sha256
-
-    rec = json.loads((out / "certificate.json").read_text())
-    with np.load(out / "solution.npz", allow_pickle=False) as f:
-        current = {k: f[k] for k in f.files}
-    if arrays:
-        current.update(arrays)
-        np.savez(out / "solution.npz", **current)
-        rec["solution_sha256"] = arrays_sha256(current)
-    if edit:
-        edit(rec)
-    rec[RECORD_DIGEST] = record_sha256(rec)
-    (out / "certificate.json").write_text(json.dumps(rec))
-
-
 def test_verify_fails_on_a_different_feasible_dual_point_alone(tmp_path):
     ds = cn.planted_relu(40, 3, seed=6)
     sol = cn.solve("gated_relu", ds.X, ds.y, patterns=12, lam_ratio=0.1)
@@ -541,7 +523,7 @@ def test_verify_fails_on_a_different_feasible_dual_point_alone(tmp_path):
     z = sol.dual["z"]
     other = z + 1e-3 * np.linalg.norm(z) * np.random.default_rng(0).standard_normal(z.shape) \
         / np.sqrt(z.size)
-    _rewrite(out, {"dual.z": other})
+    rewrite(out, {"dual.z": other})
     res = cn.verify(out, ds)
     assert res.failed == ["dual_point"], str(res)
 
@@ -550,7 +532,7 @@ def test_verify_fails_on_an_edited_verdict_alone(tmp_path):
     ds = cn.planted_relu(40, 3, seed=6)
     sol = cn.solve("gated_relu", ds.X, ds.y, patterns=12, lam_ratio=0.1)
     out = cn.save(sol, tmp_path / "r", ds)
-    _rewrite(out, edit=lambda rec: rec.update(certified=False))
+    rewrite(out, edit=lambda rec: rec.update(certified=False))
     assert cn.verify(out, ds).failed == ["certified"]
 
 
@@ -565,11 +547,11 @@ def test_verify_rederives_an_uncertified_result_as_uncertified(tmp_path):
     assert "NOT certified" in str(res)
     rel = (sol.objective - sol.certificate.dual_objective) / abs(sol.objective)
     assert res.certificate.relative_gap == pytest.approx(rel, rel=1e-12, abs=0)
-    _rewrite(out, edit=lambda rec: rec.update(certified=True))
+    rewrite(out, edit=lambda rec: rec.update(certified=True))
     assert cn.verify(out, ds).failed == ["certified"]
     # the relative gap over |dual_objective| instead of |objective|: caught here, where the
     # two differ
-    _rewrite(out, edit=lambda rec: rec.update(
+    rewrite(out, edit=lambda rec: rec.update(
         certified=False, relative_gap=rec["gap"] / abs(rec["dual_objective"])))
     assert cn.verify(out, ds).failed == ["relative_gap"]
 

@@ -23,7 +23,6 @@ in a subprocess with a timeout.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from record_edits import arrays_digest, claim_shape
 
 import convexnn as cn
 from convexnn.cli import main
@@ -125,16 +125,6 @@ def edit_record(out: Path, change) -> None:
 def read_arrays(out: Path) -> dict:
     with np.load(out / "solution.npz", allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
-
-
-def arrays_digest(arrays) -> str:
-    """What ``solution_sha256`` holds: anyone who edits an array can recompute it."""
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def tamper_array(out: Path, key: str, change, digest: str = "keep") -> np.ndarray:
@@ -807,30 +797,13 @@ def test_crafted_certificate_gets_one_line(results, tmp_path, capsys, name):
     loaded_or_none(out)  # a ConvexNNError or a result, nothing else
 
 
-def _claim_shape(out: Path, key: str, shape) -> None:
-    """Rewrite one member of solution.npz with a header that claims ``shape``."""
-    import io
-    import zipfile
-
-    path = out / "solution.npz"
-    with zipfile.ZipFile(path) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        head, {"descr": "<f8", "fortran_order": False, "shape": shape})
-    members[f"{key}.npy"] = head.getvalue() + np.zeros(3).tobytes()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
-
-
 @pytest.mark.parametrize("shape", [
     pytest.param((10**12,)),
     (2**62, 2**62),
 ], ids=["1e12", "2^62x2^62"])
 def test_npz_header_claiming_a_huge_shape_gets_one_line(results, tmp_path, capsys, shape):
     out = fresh(results, "certified", tmp_path)
-    _claim_shape(out, "weights.W", shape)
+    claim_shape(out / "solution.npz", "weights.W", shape)
     code, _, err = cli(["verify", out], capsys)
     assert code in (1, 2) and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import json
 import math
@@ -27,7 +26,6 @@ import re
 import shutil
 import signal
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from record_edits import arrays_digest, claim_shape
 
 import convexnn as cn
 from convexnn.cli import main
@@ -320,16 +319,6 @@ def test_certificate_loader_never_tracebacks_hangs_or_accepts_an_edit(results, b
         check_loaders(out, unchanged=record_of(data) == original)
 
 
-def arrays_digest(arrays) -> str:
-    """What ``solution_sha256`` holds: anyone who edits an array can recompute it."""
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 #: Arrays a verifier re-derives from the data and the other arrays (an edit to one of them
 #: must be caught even when the digest is recomputed).
 REDERIVABLE = ("weights.", "dual.", "network.", "patterns.masks", "patterns.probabilities")
@@ -368,18 +357,6 @@ def edit_arrays(arrays: dict, op) -> tuple[str, tuple | None]:
     else:
         return key, op[2]
     return key, None
-
-
-def claim_shape(path: Path, key: str, shape) -> None:
-    with zipfile.ZipFile(path) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        head, {"descr": "<f8", "fortran_order": False, "shape": shape})
-    members[f"{key}.npy"] = head.getvalue() + np.zeros(3).tobytes()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
 
 
 def read_back(npz: Path) -> dict:

@@ -14,7 +14,6 @@ The explicit examples are cases that once broke a property. Only the public API 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import shutil
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from record_edits import arrays_digest
 
 import convexnn as cn
 from convexnn.cli import main
@@ -265,16 +265,6 @@ def test_any_single_field_edit_does_not_verify(bases, workdir, base, field):
         edit_leaf(rec, path)
         (out / "certificate.json").write_text(json.dumps(rec, indent=2), encoding="utf-8")
         assert verdict(out) != "VALID", f"{'.'.join(map(str, path))} edited, still VALID"
-
-
-def arrays_digest(arrays) -> str:
-    """What ``solution_sha256`` holds: anyone who edits an array can recompute it."""
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 #: Arrays a verifier re-derives from the data and the other arrays; for the others an

@@ -10,27 +10,13 @@ import os
 
 import numpy as np
 import pytest
+from record_edits import rewrite
 
 import convexnn as cn
 from convexnn import files
 from convexnn.global_check import certify_global, check_patterns
 from convexnn.problem import prepare
-from convexnn.results import RECORD_DIGEST, arrays_sha256, read_arrays, read_record, record_sha256
-
-
-def rewrite(out, arrays=None, edit=None):
-    """Replace arrays and/or record fields, then recompute both digests."""
-    rec = json.loads((out / "certificate.json").read_text())
-    with np.load(out / "solution.npz", allow_pickle=False) as f:
-        current = {k: f[k] for k in f.files}
-    if arrays:
-        current.update(arrays)
-        np.savez(out / "solution.npz", **current)
-        rec["solution_sha256"] = arrays_sha256(current)
-    if edit:
-        edit(rec)
-    rec[RECORD_DIGEST] = record_sha256(rec)
-    (out / "certificate.json").write_text(json.dumps(rec))
+from convexnn.results import read_arrays, read_record
 
 
 @pytest.fixture(scope="module")
