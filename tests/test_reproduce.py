@@ -171,6 +171,12 @@ def test_uci_protocol_on_a_synthetic_collection(tmp_path):
         assert summary.loc[model, "wins"] == (diff > 0).sum()
         assert summary.loc[model, "losses"] == (diff < 0).sum()
     assert summary["mean_rank"].sum() == pytest.approx(1 + 2 + 3 + 4)  # ranks of 4 models
+    paired = pd.read_csv(tmp_path / "r0" / "pairs.csv").set_index(["model", "other"])
+    assert len(paired) == 6  # every pair of the 4 models once
+    diff = acc["optimal_kernel"] - acc["ntk_sampled"]
+    row = paired.loc[("ntk_sampled", "optimal_kernel")]
+    assert (row["wins"], row["losses"]) == ((diff < 0).sum(), (diff > 0).sum())
+    assert row["mean_difference"] == pytest.approx(-diff.mean(), abs=1e-12)
 
 
 def test_sgd_gap_quick(tmp_path, capsys):

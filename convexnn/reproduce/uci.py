@@ -43,9 +43,11 @@ out of reach beyond tiny d.
 Outputs: ``datasets.csv/.md`` (per data set and model: the chosen value, validation and
 mean test accuracy, certified solves, seconds), ``accuracy.csv/.md`` (test accuracy, one
 column per model), ``summary.csv/.md`` (mean accuracy, wins/ties/losses against the NTK,
-mean rank, a paired Wilcoxon signed-rank test), ``uncertified.csv`` when a solve is not
-certified, ``results.csv`` (every fold and grid value), ``uci_scatter.png``. The sweep's
-records stay in ``<out>.sweep/`` so that an interrupted run resumes where it stopped.
+mean rank, a paired Wilcoxon signed-rank test), ``pairs.csv/.md`` (every pair of models,
+e.g. the optimal kernel against ``K_p`` on the same patterns), ``uncertified.csv`` when a
+solve is not certified, ``results.csv`` (every fold and grid value), ``uci_scatter.png``.
+The sweeps' records stay in ``<out>.sweep/`` and ``<out>.sweep-relu/`` so that an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from ..files import write_bytes_atomic
 from ._common import NO_FIGURES, Context, pyplot, save_figure, write_table
 
 __all__ = ["run", "sweep_document", "MODELS", "GATES", "LAM_RATIOS", "MU_RATIOS",
-           "RELU_LAM_RATIOS", "RELU_LIMITS", "compare", "REFERENCE"]
+           "RELU_LAM_RATIOS", "RELU_LIMITS", "compare", "pairs", "REFERENCE"]
 
 GATES = 100
 LAM_RATIOS = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
@@ -199,6 +201,30 @@ def compare(accuracy: Any, reference: str = REFERENCE) -> list[dict[str, Any]]:
     return rows
 
 
+def pairs(accuracy: Any) -> list[dict[str, Any]]:
+    """Every pair of models ``(model, other)``, on the data sets both were scored on:
+    wins/ties/losses of ``model`` over ``other``, the mean difference of test accuracy
+    and the two-sided paired Wilcoxon signed-rank p-value (as in :func:`compare`)."""
+    from scipy.stats import wilcoxon
+
+    rows = []
+    columns = list(accuracy.columns)
+    for i, model in enumerate(columns):
+        for other in columns[i + 1:]:
+            both = accuracy[[model, other]].dropna()
+            diff = (both[model] - both[other]).to_numpy(dtype=float)
+            nonzero = diff[diff != 0]
+            rows.append({"model": model, "other": other, "datasets": int(len(both)),
+                         "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
+                         "losses": int((diff < 0).sum()),
+                         "mean_difference": float(diff.mean()) if len(diff) else None,
+                         "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero)
+                         else math.nan})
+    return rows
+
+
+PAIR_COLUMNS = ["model", "other", "datasets", "wins", "ties", "losses", "mean_difference",
+                "wilcoxon_p"]
 SUMMARY_COLUMNS = ["model", "datasets", "mean_test_accuracy", "reference_mean_test_accuracy",
                    "mean_rank", "wins", "ties",
                    "losses", "mean_difference", "wilcoxon_p", "certified_solves",
@@ -276,6 +302,9 @@ def run(ctx: Context) -> dict[str, Any]:
                          "UCI collection: test accuracy against the NTK "
                          f"({REFERENCE}) on the data sets each model ran on; mean rank over "
                          f"the {len(accuracy.dropna())} data sets with every model scored")
+    files += write_table(ctx.out, "pairs", pairs(accuracy), PAIR_COLUMNS,
+                         "Every pair of models on the data sets both ran on: wins/ties/losses "
+                         "of the first over the second in mean test accuracy")
     bad = ok[~cert]
     if len(bad):
         files += write_table(ctx.out, "uncertified",
