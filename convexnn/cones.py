@@ -111,8 +111,8 @@ def project_to_cones(
         count = np.zeros(pi.size, dtype=np.int64)
         if start is not None:  # the largest multipliers of the hint start each face
             hint = start[pi, :, kk]  # (F, n)
-            top = np.argsort(-hint, axis=1)[:, :d]
-            rows[:] = top
+            top = np.argsort(-hint, axis=1)[:, :d]  # min(n, d) rows: fewer when n < d
+            rows[:, :top.shape[1]] = top
             count[:] = np.sum(np.take_along_axis(hint, top, axis=1) > 0, axis=1)
         res, rows, count, a, done = project_batch(X, S[:, pi], W[pi, :, kk], rows, count)
         for f in np.nonzero(done)[0]:

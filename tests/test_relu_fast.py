@@ -159,6 +159,24 @@ def test_projection_satisfies_kkt_conditions():
             assert abs(alpha[i, :, k] @ slack) <= 1e-8 * scale * (1 + alpha[i, :, k].sum())
 
 
+def test_projection_with_a_hint_when_there_are_fewer_points_than_features():
+    """A multiplier hint is a speed hint only: with n < d (a face has at most n rows) the
+    hinted projection equals the plain one (it used to fail on the hint's shape)."""
+    rng = np.random.default_rng(4)
+    n, d = 7, 12
+    X = rng.standard_normal((n, d))
+    M = cn.sample_patterns(X, 9, seed=2).masks
+    W = rng.standard_normal((M.shape[1], d, 2))
+    plain, a_plain = project_to_cones(X, M, W)
+    hinted, a_hint = project_to_cones(X, M, W, start=rng.random((M.shape[1], n, 2)))
+    assert np.allclose(hinted, plain, atol=1e-10)
+    assert np.allclose(X @ hinted[0], X @ plain[0], atol=1e-10)
+    ds = cn.planted_relu(20, 30, seed=3)  # and a whole λ path on such data, certified
+    path = cn.solve_path("relu", ds.X, ds.y, patterns=10, lam_ratios=[0.3, 0.1],
+                         method="fast")
+    assert path.certified
+
+
 def test_lambda_max_and_warm_multipliers_are_exact(rng):
     ds = cn.planted_relu(100, 4, seed=6)
     data = prepare(ds.X, ds.y, patterns=40)
