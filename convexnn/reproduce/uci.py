@@ -334,7 +334,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "certified_solves": int(cert.sum()), "uncertified_solves": int((~cert).sum()),
         "task_seconds": float(table.drop_duplicates("key")["task_seconds"].sum()),
         "sweep_wall_seconds_this_run": sum(r.seconds for r in results),
-        "where": results[0].where, "tasks_run_now": sum(r.ran for r in results),
+        "where": next((r.where for r in results if r.ran), results[0].where),
+        "tasks_run_now": sum(r.ran for r in results),
         "tasks_done_before": sum(r.skipped for r in results),
         "mean_test_accuracy": {r["model"]: r["mean_test_accuracy"] for r in rows},
     }
