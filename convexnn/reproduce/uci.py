@@ -250,7 +250,7 @@ def _scatter(plt: Any, accuracy: Any, path: Path) -> str:
         above, below = int((y > x).sum()), int((y < x).sum())
         ax.set(xlabel="NTK (analytic kernel) test accuracy, %",
                ylabel=f"{model} test accuracy, %",
-               title=f"{model} vs NTK, {len(pair)} sets: {above} above, {below} below")
+               title=f"{model} vs NTK, {len(pair)} sets:\n{above} above, {below} below")
         ax.set_aspect("equal")
     fig.suptitle("UCI collection: mean test accuracy over the four test pairs at the "
                  "validation-chosen regularisation", fontsize=10)
