@@ -162,44 +162,51 @@ def _per_dataset(table: Any, summary: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _paired(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
+    """Wins/ties/losses of ``first`` over ``second`` (a tie is an equal score), the mean
+    difference and the two-sided paired Wilcoxon signed-rank p-value (zero differences
+    dropped; NaN when no non-zero difference remains)."""
+    from scipy.stats import wilcoxon
+
+    diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    nonzero = diff[diff != 0]
+    return {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
+            "losses": int((diff < 0).sum()),
+            "mean_difference": float(diff.mean()) if len(diff) else None,
+            "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero) else math.nan}
+
+
 def compare(accuracy: Any, reference: str = REFERENCE) -> list[dict[str, Any]]:
     """Per model: on the data sets it was scored on, its mean test accuracy and the
-    reference's on the same sets, wins/ties/losses against ``reference`` (a tie is an
-    equal mean test accuracy) and the two-sided paired Wilcoxon signed-rank p-value (zero
-    differences dropped; NaN when no non-zero difference remains); and the mean rank
-    (1 = best, ties share their mean rank) over the data sets every model was scored on.
+    reference's on the same sets, wins/ties/losses against ``reference`` and the paired
+    Wilcoxon p-value (:func:`_paired`); and the mean rank (1 = best, ties share their mean
+    rank) over the data sets every model was scored on.
 
     ``accuracy`` is a DataFrame, one row per data set, one column per model (NaN where a
     model did not run).
     """
-    from scipy.stats import rankdata, wilcoxon
+    from scipy.stats import rankdata
 
     full = accuracy.dropna()
     ranks = rankdata(-full.to_numpy(dtype=float), axis=1) if len(full) else np.zeros((0, 0))
     rows = []
     for j, model in enumerate(accuracy.columns):
-        both = accuracy[[model] + ([reference] if reference != model and reference in
-                                   accuracy else [])].dropna()
+        paired = model != reference and reference in accuracy
+        both = accuracy[[model, reference] if paired else [model]].dropna()
         acc = both[model].to_numpy(dtype=float)
         row: dict[str, Any] = {
             "model": model, "datasets": int(len(both)),
             "mean_test_accuracy": float(acc.mean()) if len(acc) else math.nan,
             "mean_rank": float(ranks[:, j].mean()) if len(full) else math.nan}
-        if model == reference or reference not in accuracy:
+        if paired:
+            ref = both[reference].to_numpy(dtype=float)
+            row["reference_mean_test_accuracy"] = float(ref.mean()) if len(ref) else None
+            row.update(_paired(acc, ref))
+        else:
             row.update(reference_mean_test_accuracy=row["mean_test_accuracy"]
                        if model == reference else None,
                        wins=None, ties=None, losses=None, mean_difference=None,
                        wilcoxon_p=None)
-        else:
-            ref = both[reference].to_numpy(dtype=float)
-            diff = acc - ref
-            nonzero = diff[diff != 0]
-            p = float(wilcoxon(nonzero).pvalue) if len(nonzero) else math.nan
-            row.update(reference_mean_test_accuracy=float(ref.mean()) if len(ref) else None,
-                       wins=int((diff > 0).sum()), ties=int((diff == 0).sum()),
-                       losses=int((diff < 0).sum()),
-                       mean_difference=float(diff.mean()) if len(diff) else None,
-                       wilcoxon_p=p)
         rows.append(row)
     return rows
 
@@ -207,22 +214,14 @@ def compare(accuracy: Any, reference: str = REFERENCE) -> list[dict[str, Any]]:
 def pairs(accuracy: Any) -> list[dict[str, Any]]:
     """Every pair of models ``(model, other)``, on the data sets both were scored on:
     wins/ties/losses of ``model`` over ``other``, the mean difference of test accuracy
-    and the two-sided paired Wilcoxon signed-rank p-value (as in :func:`compare`)."""
-    from scipy.stats import wilcoxon
-
-    rows = []
+    and the paired Wilcoxon p-value (:func:`_paired`)."""
     columns = list(accuracy.columns)
+    rows = []
     for i, model in enumerate(columns):
         for other in columns[i + 1:]:
             both = accuracy[[model, other]].dropna()
-            diff = (both[model] - both[other]).to_numpy(dtype=float)
-            nonzero = diff[diff != 0]
             rows.append({"model": model, "other": other, "datasets": int(len(both)),
-                         "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
-                         "losses": int((diff < 0).sum()),
-                         "mean_difference": float(diff.mean()) if len(diff) else None,
-                         "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero)
-                         else math.nan})
+                         **_paired(both[model], both[other])})
     return rows
 
 
