@@ -130,11 +130,40 @@ def resolve_solver(name: str | None) -> str:
     return canon
 
 
+@cache
+def faer_available() -> bool:
+    """Whether this Clarabel build has the supernodal (multi-threaded) ``faer`` solver.
+
+    Clarabel's default ``qdldl`` factors the KKT system column by column; ``faer`` does it
+    by dense supernodes. Measured on gated-ReLU programs (``method="ipm"``, same
+    iterations and certificates): 2.8× faster at n×d×P = 1000×10×200, 10× at
+    2000×20×100, and more than 9× with 10 outputs (300×9×100: over 300 s → 33 s).
+    """
+    import clarabel
+    import numpy as np
+    import scipy.sparse as sp
+
+    try:
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.direct_solve_method = "faer"
+        clarabel.DefaultSolver(sp.csc_matrix(np.eye(1)), np.zeros(1), sp.csc_matrix((0, 1)),
+                               np.zeros(0), [], settings)
+    except Exception:  # noqa: BLE001 - any failure means: use the default method
+        return False
+    return True
+
+
 def _tolerance_options(solver: str, tol: float) -> dict[str, Any]:
-    """Solver accuracy settings a notch tighter than the certificate tolerance."""
+    """Solver accuracy settings a notch tighter than the certificate tolerance (and, for
+    Clarabel, its ``faer`` factorisation when the build has it: :func:`faer_available`)."""
     t = max(min(tol * 1e-2, 1e-8), 1e-12)
     if solver == "CLARABEL":
-        return {"tol_gap_abs": t, "tol_gap_rel": t, "tol_feas": t, "max_iter": 500}
+        opts: dict[str, Any] = {"tol_gap_abs": t, "tol_gap_rel": t, "tol_feas": t,
+                                "max_iter": 500}
+        if faer_available():
+            opts["direct_solve_method"] = "faer"
+        return opts
     if solver == "SCS":
         return {"eps_abs": t, "eps_rel": t, "max_iters": 100_000}
     if solver == "MOSEK":

@@ -292,3 +292,37 @@ def test_saved_fast_solution_verifies(tmp_path):
     out = cn.save(sol, tmp_path / "fast", (ds.X, ds.y))
     result = cn.verify(out, (ds.X, ds.y))
     assert result.valid
+
+
+@pytest.mark.parametrize("c", [1, 3, 7])
+def test_newton_direction_solves_the_full_hessian(c):
+    """The face Newton step with several outputs (c Cholesky factors and a Woodbury
+    correction for the Frobenius norms) equals the dense solve with the whole Hessian
+    ``blockdiag_j(H_j) + λ Σ_b (I − u_b u_bᵀ)/||θ_b||`` built here entry by entry."""
+    from types import SimpleNamespace
+
+    from convexnn.methods.relu_active_set import _newton_direction
+
+    rng = np.random.default_rng(c)
+    K, lam = 6, 0.3
+    var_blk = np.repeat(np.arange(K), rng.integers(c, 4 * c, size=K))
+    m = var_blk.size
+    var_out = rng.integers(0, c, size=m)
+    out = [np.nonzero(var_out == j)[0] for j in range(c)]
+    H = []
+    for o in out:
+        B = rng.standard_normal((20, o.size))
+        H.append(B.T @ B)
+    theta = rng.standard_normal(m)
+    nb = np.sqrt(np.bincount(var_blk, theta * theta, minlength=K))
+    grad = rng.standard_normal(m)
+    full = np.zeros((m, m))
+    for o, Hj in zip(out, H, strict=True):
+        full[np.ix_(o, o)] = Hj
+    for b in range(K):
+        idx = np.nonzero(var_blk == b)[0]
+        u = theta[idx] / nb[b]
+        full[np.ix_(idx, idx)] += lam / nb[b] * (np.eye(idx.size) - np.outer(u, u))
+    prog = SimpleNamespace(sup=np.arange(K), var_blk=var_blk, out=out, H=H)
+    step = _newton_direction(prog, theta, nb, grad, lam)
+    np.testing.assert_allclose(step, np.linalg.solve(full, grad), rtol=1e-8, atol=1e-10)

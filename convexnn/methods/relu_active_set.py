@@ -360,7 +360,8 @@ class _FaceProgram:
     Column q (of block ``b = sup[k // c]``, output ``k % c``) has ``W_q = N_q θ_q``; the
     variables of all columns are stacked (``var_col``, ``var_blk``, ``var_out`` map a
     variable to its column, its block's position in ``sup`` and its output).
-    ``B = [σ_b D_b X N_q]`` (n × m), ``H`` its Gram matrix within each output.
+    ``B = [σ_b D_b X N_q]`` (n × m); ``H[j]`` is the Gram matrix of its columns of output
+    j (``out[j]``, the variables of output j): the fit does not couple outputs.
     """
 
     sup: np.ndarray
@@ -370,7 +371,8 @@ class _FaceProgram:
     N: np.ndarray  # (d, m) the bases side by side
     X: np.ndarray
     B: np.ndarray
-    H: np.ndarray
+    H: list[np.ndarray]
+    out: list[np.ndarray]
     onehot: np.ndarray  # (m, c)
     var_blk: np.ndarray
     var_out: np.ndarray
@@ -396,14 +398,15 @@ class _FaceProgram:
         var_out = var_col % c
         XN = X @ N
         B = XN * blocks.Ms[:, sup[var_blk]]
-        H = (B.T @ B) * (var_out[:, None] == var_out[None, :])
+        out = [np.nonzero(var_out == j)[0] for j in range(c)]
+        H = [B[:, o].T @ B[:, o] for o in out]
         onehot = np.zeros((m, c))
         onehot[np.arange(m), var_out] = 1.0
         groups = [np.nonzero(var_blk == k)[0] for k in range(sup.size)]
         face = [cache.rows[q] for q in cols]
         face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
         face_cols = np.repeat(np.arange(cols.size), [f.size for f in face])
-        return cls(sup, cols, start, sizes, N, X, B, H, onehot, var_blk, var_out, groups,
+        return cls(sup, cols, start, sizes, N, X, B, H, out, onehot, var_blk, var_out, groups,
                    blocks.S[:, sup[np.arange(cols.size) // c]], face_rows, face_cols)
 
     def theta(self, W: np.ndarray) -> np.ndarray:
@@ -448,6 +451,50 @@ class _FaceProgram:
         return (self.X @ Wc) * self.signs
 
 
+def _newton_direction(prog: _FaceProgram, theta: np.ndarray, nb: np.ndarray,
+                      grad: np.ndarray, lam: float) -> np.ndarray:
+    """``∇²F(θ)⁻¹ ∇F(θ)`` without forming the Hessian of all outputs at once.
+
+    ``∇²F = D − V Vᵀ`` with ``D = blockdiag_j(H_j) + diag(λ/||θ_b||)`` (the fit couples no
+    outputs) and ``V[i, b(i)] = √(λ/||θ_b||) θ_i/||θ_b||`` (the Frobenius norm couples the
+    columns of a block, one rank-one term per block). With one output the matrix is
+    factored as it is; with ``c`` outputs by Woodbury,
+    ``(D − VVᵀ)⁻¹ g = D⁻¹g + D⁻¹V (I − VᵀD⁻¹V)⁻¹ VᵀD⁻¹g`` — c Cholesky factors of size
+    ``m/c`` and one of size ``#blocks`` instead of one of size ``m`` (c² fewer flops).
+    """
+    K = prog.sup.size
+    shift = lam / nb[prog.var_blk]
+    V = np.zeros((theta.size, K))
+    V[np.arange(theta.size), prog.var_blk] = np.sqrt(shift) * theta / nb[prog.var_blk]
+    if len(prog.out) == 1:
+        Hn = prog.H[0] + np.diag(shift) - V @ V.T
+        try:
+            return sla.cho_solve(sla.cho_factor(Hn, check_finite=False), grad,
+                                 check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.linalg.lstsq(Hn, grad, rcond=None)[0]
+    x = np.empty_like(grad)
+    Z = np.zeros_like(V)
+    try:
+        for o, Hj in zip(prog.out, prog.H, strict=True):
+            if o.size == 0:
+                continue
+            Dj = Hj + np.diag(shift[o])
+            fac = sla.cho_factor(Dj, check_finite=False)
+            rhs = sla.cho_solve(fac, np.column_stack([grad[o], V[o]]), check_finite=False)
+            x[o], Z[o] = rhs[:, 0], rhs[:, 1:]
+        C = np.eye(K) - V.T @ Z
+        corr = sla.solve(C, V.T @ x, assume_a="pos", check_finite=False)
+        return x + Z @ corr
+    except (np.linalg.LinAlgError, ValueError):
+        Hn = sla.block_diag(*prog.H)
+        order = np.concatenate(prog.out)
+        full = np.empty_like(Hn)
+        full[np.ix_(order, order)] = Hn
+        full += np.diag(shift) - V @ V.T
+        return np.linalg.lstsq(full, grad, rcond=None)[0]
+
+
 def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam: float,
             max_steps: int = 60) -> tuple[np.ndarray, int, int, int]:
     """Damped Newton on the faces of the support blocks (module docstring, point 3).
@@ -477,19 +524,7 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
             break
         grad = -np.einsum("nm,nm->m", prog.B, R[:, prog.var_out]) + lam * theta / nb[
             prog.var_blk]
-        # H + λ blockdiag((I − u_b u_bᵀ)/||θ_b||) = H + diag(λ/||θ_b||) − V Vᵀ with
-        # V[i, b(i)] = √(λ/||θ_b||) θ_i/||θ_b||
-        Hn = prog.H.copy()
-        Hn[np.diag_indices_from(Hn)] += lam / nb[prog.var_blk]
-        V = np.zeros((theta.size, sup.size))
-        V[np.arange(theta.size), prog.var_blk] = np.sqrt(lam / nb[prog.var_blk]) * theta / nb[
-            prog.var_blk]
-        Hn -= V @ V.T
-        try:
-            delta = -sla.cho_solve(sla.cho_factor(Hn, check_finite=False), grad,
-                                   check_finite=False)
-        except (np.linalg.LinAlgError, ValueError):
-            delta = -np.linalg.lstsq(Hn, grad, rcond=None)[0]
+        delta = -_newton_direction(prog, theta, nb, grad, lam)
         slope = float(grad @ delta)
         if not slope < 0.0 or float(np.abs(delta).max()) <= 1e-15 * float(np.abs(theta).max()):
             break

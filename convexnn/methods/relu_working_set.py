@@ -50,7 +50,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from functools import cache
 from typing import Any
 
 import cvxpy as cp
@@ -165,23 +164,6 @@ def _row_matrix(X: np.ndarray, M: np.ndarray, ws: _WorkingSet, c: int) -> sp.csc
     return sp.csc_matrix((np.tile(vals.ravel(), c), (r_idx, c_idx)), shape=(c * L, c * K * d))
 
 
-@cache
-def _faer_available() -> bool:
-    """Whether this Clarabel build has the supernodal (multi-threaded) ``faer`` solver."""
-    import clarabel
-
-    try:
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.direct_solve_method = "faer"
-        P = sp.csc_matrix(np.eye(1))
-        clarabel.DefaultSolver(P, np.zeros(1), sp.csc_matrix((0, 1)), np.zeros(0), [],
-                               settings)
-    except Exception:  # noqa: BLE001 - any failure means: use the default method
-        return False
-    return True
-
-
 _CLARABEL_STATUS = {
     "Solved": cp.OPTIMAL,
     "AlmostSolved": cp.OPTIMAL_INACCURATE,
@@ -227,8 +209,6 @@ def _solve_clarabel(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: i
         [clarabel.SecondOrderConeT(width)] * K
     settings = clarabel.DefaultSettings()
     settings.verbose = bool(options.verbose)
-    if _faer_available():
-        settings.direct_solve_method = "faer"
     # The certificate needs the residual y − ŷ accurate, not only the objective: a gap
     # a thousand times below the tolerance (measured: 1e-8 left dual violations of 2e-7
     # at λ = 0.01 λ_max, 1e-9 gives 5e-8).
