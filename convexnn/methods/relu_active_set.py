@@ -376,7 +376,6 @@ class _FaceProgram:
     onehot: np.ndarray  # (m, c)
     var_blk: np.ndarray
     var_out: np.ndarray
-    groups: list[np.ndarray]
     signs: np.ndarray  # (n, #cols) cone-row signs of each column
     face_rows: np.ndarray  # the face rows of every column, and the column of each
     face_cols: np.ndarray
@@ -402,11 +401,10 @@ class _FaceProgram:
         H = [B[:, o].T @ B[:, o] for o in out]
         onehot = np.zeros((m, c))
         onehot[np.arange(m), var_out] = 1.0
-        groups = [np.nonzero(var_blk == k)[0] for k in range(sup.size)]
         face = [cache.rows[q] for q in cols]
         face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
         face_cols = np.repeat(np.arange(cols.size), [f.size for f in face])
-        return cls(sup, cols, start, sizes, N, X, B, H, out, onehot, var_blk, var_out, groups,
+        return cls(sup, cols, start, sizes, N, X, B, H, out, onehot, var_blk, var_out,
                    blocks.S[:, sup[np.arange(cols.size) // c]], face_rows, face_cols)
 
     def theta(self, W: np.ndarray) -> np.ndarray:
