@@ -326,3 +326,34 @@ def test_newton_direction_solves_the_full_hessian(c):
     prog = SimpleNamespace(sup=np.arange(K), var_blk=var_blk, out=out, H=H)
     step = _newton_direction(prog, theta, nb, grad, lam)
     np.testing.assert_allclose(step, np.linalg.solve(full, grad), rtol=1e-8, atol=1e-10)
+
+
+def test_refreshed_face_program_equals_a_rebuilt_one():
+    """After faces grow, the face program updated column by column (bases, products and
+    Gram blocks of the other columns reused) equals the one built from scratch."""
+    from convexnn.methods.relu_active_set import Blocks, FaceCache, _FaceProgram
+
+    rng = np.random.default_rng(3)
+    n, d, K, c = 40, 6, 5, 3
+    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    M = rng.random((n, K)) < 0.5
+    sgn = np.where(rng.random(K) < 0.5, 1.0, -1.0)
+    blocks = Blocks(X, M * sgn, 2.0 * M - 1.0, c)
+    cache = FaceCache(blocks)
+    for q in range(K * c):
+        cache.set_face(q, rng.choice(n, size=2, replace=False))
+    sup = np.array([0, 2, 3, 4])
+    prog = _FaceProgram.build(blocks, cache, sup)
+    changed = np.array([1, 5, 7])  # positions in prog.cols
+    for k in changed:
+        q = prog.cols[k]
+        cache.set_face(q, np.append(cache.rows[q], [r for r in range(n)
+                                                     if r not in cache.rows[q]][:2]))
+    new = prog.refresh(blocks, cache, changed)
+    ref = _FaceProgram.build(blocks, cache, sup)
+    assert new.B.shape == ref.B.shape and new.B.shape[1] < prog.B.shape[1]
+    np.testing.assert_allclose(new.B, ref.B, atol=1e-12)
+    for Hn, Hr in zip(new.H, ref.H, strict=True):
+        np.testing.assert_allclose(Hn, Hr, atol=1e-10)
+    for name in ("sizes", "start", "var_blk", "var_out", "face_rows", "face_cols"):
+        np.testing.assert_array_equal(getattr(new, name), getattr(ref, name))

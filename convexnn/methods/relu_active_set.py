@@ -407,6 +407,52 @@ class _FaceProgram:
         return cls(sup, cols, start, sizes, N, X, B, H, out, onehot, var_blk, var_out,
                    blocks.S[:, sup[np.arange(cols.size) // c]], face_rows, face_cols)
 
+    def refresh(self, blocks: Blocks, cache: FaceCache, changed: np.ndarray) -> _FaceProgram:
+        """The program after the faces of the columns at positions ``changed`` changed.
+
+        Same support: the other columns keep their bases, their columns of ``B`` and their
+        entries of ``H``; only the changed columns' products are recomputed (a face
+        change costs ``n·m/c`` per new variable instead of a rebuild of ``n·m²/c``).
+        """
+        X, c = blocks.X, blocks.c
+        d = X.shape[1]
+        bases = cache.null_bases(self.cols)
+        sizes = np.array([N.shape[1] for N in bases], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        m = int(sizes.sum())
+        N = np.zeros((d, m))
+        for k, Nq in enumerate(bases):
+            N[:, start[k]:start[k] + sizes[k]] = Nq
+        var_col = np.repeat(np.arange(self.cols.size), sizes)
+        var_blk, var_out = var_col // c, var_col % c
+        fresh = np.zeros(self.cols.size, dtype=bool)
+        fresh[changed] = True
+        keep_new = ~fresh[var_col]
+        keep_old = ~fresh[self.var_blk * c + self.var_out]
+        B = np.empty((X.shape[0], m))
+        B[:, keep_new] = self.B[:, keep_old]
+        new = np.nonzero(~keep_new)[0]
+        B[:, new] = (X @ N[:, new]) * blocks.Ms[:, self.sup[var_blk[new]]]
+        out = [np.nonzero(var_out == j)[0] for j in range(c)]
+        H = []
+        for o, o_old, H_old in zip(out, self.out, self.H, strict=True):
+            kn, ko = keep_new[o], keep_old[o_old]
+            Hj = np.empty((o.size, o.size))
+            Hj[np.ix_(kn, kn)] = H_old[np.ix_(ko, ko)]
+            f = np.nonzero(~kn)[0]
+            if f.size:
+                cross = B[:, o].T @ B[:, o[f]]
+                Hj[:, f] = cross
+                Hj[f, :] = cross.T
+            H.append(Hj)
+        onehot = np.zeros((m, c))
+        onehot[np.arange(m), var_out] = 1.0
+        face = [cache.rows[q] for q in self.cols]
+        face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
+        face_cols = np.repeat(np.arange(self.cols.size), [f.size for f in face])
+        return _FaceProgram(self.sup, self.cols, start, sizes, N, X, B, H, out, onehot,
+                            var_blk, var_out, self.signs, face_rows, face_cols)
+
     def theta(self, W: np.ndarray) -> np.ndarray:
         c = W.shape[2]
         Wv = W[self.sup[self.var_blk], :, self.var_out]  # (m, d): the column of each variable
@@ -508,6 +554,7 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
     K = W.shape[0]
     added = dropped = steps = 0
     prog = None
+    touched: list[int] = []  # columns (positions in prog.cols) whose face changed
     for _ in range(max_steps):
         norms = np.sqrt(np.einsum("kdc,kdc->k", W, W))
         top = float(norms.max(initial=0.0))
@@ -516,6 +563,9 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
             return np.zeros_like(W), steps, added, dropped
         if prog is None or not np.array_equal(prog.sup, sup):
             prog = _FaceProgram.build(blocks, cache, sup)
+        elif touched:
+            prog = prog.refresh(blocks, cache, np.unique(touched))
+        touched = []
         theta = prog.theta(W)
         F, R, nb = prog.value(Y, theta, lam)
         if theta.size == 0 or np.any(nb <= 0):
@@ -549,8 +599,8 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
         if smax <= 1e-12:  # rows already tight that the step leaves: they join the face
             for row, k in zip(*np.nonzero(ratio <= 1e-12), strict=True):
                 cache.set_face(prog.cols[k], np.append(cache.rows[prog.cols[k]], row))
+                touched.append(int(k))
                 added += 1
-            prog = None
             continue
         s = min(1.0, smax)
         accepted = False
@@ -582,8 +632,8 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
                     cache.set_face(q, hit, -ratio[hit, k])
                 else:
                     cache.set_face(q, np.append(cache.rows[q], hit))
+                touched.append(int(k))
                 added += int(hit.size)
-            prog = None
         elif float(np.abs(delta).max()) <= 1e-13 * float(np.abs(th_new).max()):
             break
     return W, steps, added, dropped
