@@ -124,6 +124,8 @@ def child(spec: dict) -> dict:
         lam_p.value = lam / (a * s)
         built = time.perf_counter() - t
         opts = _tolerance_options(spec["solver"], 1e-6)
+        if spec["solver"] == "CLARABEL":
+            opts["direct_solve_method"] = spec["factor"]
         prob.solve(solver=spec["solver"], **opts)
         wall, cpu = time.perf_counter() - t, time.process_time() - c0
     W = weights() * (s / a)
@@ -132,6 +134,11 @@ def child(spec: dict) -> dict:
         peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
     return {"wall": wall, "cpu": cpu, "build": built, "iterations": prob.solver_stats.num_iters,
             "status": prob.status, "gap": cert.relative_gap, "peak_mb": peak / 2**20}
+
+
+def label(spec: dict) -> str:
+    """``CLARABEL (faer)`` or ``MOSEK``."""
+    return f"{spec['solver']} ({spec['factor']})" if spec["factor"] else spec["solver"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="per solve (s, default 900)")
     ap.add_argument("--skip-after-timeout", action="store_true", default=True,
                     help="do not try larger c for a variant that timed out (default)")
+    ap.add_argument("--factor", default="faer",
+                    help="Clarabel's KKT factorisations to compare, comma-separated "
+                         "(faer, qdldl; default faer, what method='ipm' uses)")
     ap.add_argument("--mosek", action="store_true", help="also solve with MOSEK")
     ap.add_argument("--memory-limit", default="4G",
                     help="the memory guard's limit for each solve (default 4G: the estimate; "
@@ -162,15 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     n, d, P = (int(v) for v in args.size.lower().split("x"))
     outputs = [int(c) for c in args.outputs.split(",")]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    solvers = ["CLARABEL"] + (["MOSEK"] if args.mosek else [])
+    solvers = [f"CLARABEL/{f.strip()}" for f in args.factor.split(",") if f.strip()] + \
+        (["MOSEK"] if args.mosek else [])
     load = os.getloadavg()
     rows, timed_out = [], set()
     for c in outputs:
         for solver in solvers:
             for variant in variants:
                 key = (variant, solver)
-                spec = {"variant": variant, "solver": solver, "n": n, "d": d, "P": P, "c": c,
-                        "ratio": args.ratio, "seed": args.seed,
+                name, _, factor = solver.partition("/")
+                spec = {"variant": variant, "solver": name, "factor": factor, "n": n, "d": d,
+                        "P": P, "c": c, "ratio": args.ratio, "seed": args.seed,
                         "memory_limit": args.memory_limit}
                 print(f"c={c} {variant} {solver}…", flush=True)
                 if key in timed_out:
@@ -201,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; BLAS pinned to 1 thread.",
         f"±1 one-hot classes from a planted ReLU rule, n×d×P = {n}×{d}×{P}, "
         f"λ = {args.ratio}·λ_max; every solve in a fresh subprocess (build + solve, "
-        "Clarabel at 1e-8 as `method=\"ipm\"` uses); gap = the package's numpy "
+        "Clarabel at 1e-8 as `method=\"ipm\"` uses, with the KKT factorisation named: "
+        "`faer` (supernodal, what `method=\"ipm\"` uses when the build has it) or `qdldl` "
+        "(Clarabel's default)); gap = the package's numpy "
         "certificate of the returned W.",
         "",
         "| c | variant | solver | wall s | CPU s | iterations | relative gap | peak MB | note |",
@@ -209,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for spec, res, note in rows:
         if res is None:
-            lines.append(f"| {spec['c']} | {spec['variant']} | {spec['solver']} | — | — | — | — | "
+            lines.append(f"| {spec['c']} | {spec['variant']} | {label(spec)} | — | — | — | — | "
                          f"— | {note} |")
         else:
-            lines.append(f"| {spec['c']} | {spec['variant']} | {spec['solver']} | "
+            lines.append(f"| {spec['c']} | {spec['variant']} | {label(spec)} | "
                          f"{res['wall']:.2f} | {res['cpu']:.2f} | {res['iterations']} | "
                          f"{res['gap']:.1e} | {fmt(res['peak_mb'], '.0f')} | {res['status']} |")
     text = "\n".join(lines) + "\n"
