@@ -8,13 +8,15 @@ handed to a conic solver in several equivalent ways. For c = 1, 3, 10, 30, 100 o
 1e-8, as ``method="ipm"`` asks at tol = 1e-6) in a fresh subprocess cut at
 ``--timeout`` seconds, and its answer certified by the package's numpy certificate:
 
-* ``primal`` — the package's program (``convexnn.formulations.gated_relu.build_primal``):
-  variable (d·c, P), the fit as c products ``A vec(W_k)`` with ``A = [D_1 X, …, D_P X]``;
+* ``primal`` — the package's program below ``ROTATED_CONES_FROM`` outputs
+  (``convexnn.formulations.gated_relu.build_primal``): variable (d·c, P), the fit as c
+  products ``A vec(W_k)`` with ``A = [D_1 X, …, D_P X]``, one cone per group;
 * ``primal-gemm`` — variable ``V`` (P·d, c), the fit as one product ``A V`` and the
   group norms over ``reshape(V, (P, d·c), order="C")``;
 * ``primal-kron`` — the fit as one sparse product ``(I_c ⊗ A) vec(V)``;
 * ``primal-rsoc`` — ``||W_i||_F ≤ t_i`` as ``||W_ik||² ≤ s_ik t_i``, ``Σ_k s_ik ≤ t_i``
-  (rotated cones per output; the outputs meet only in P scalars);
+  (rotated cones per output; the outputs meet only in P scalars) — the package's program
+  from ``ROTATED_CONES_FROM`` outputs on;
 * ``dual`` — ``max ⟨Y, Z⟩ − ½||Z||²`` s.t. ``||Xᵀ D_i Z||_F ≤ λ`` (n·c variables, P
   second-order cones of size d·c + 1), W read from the cones' multipliers.
 
@@ -55,13 +57,19 @@ def build(variant: str, X: np.ndarray, Y: np.ndarray, M: np.ndarray):
     import cvxpy as cp
     import scipy.sparse as sp
 
-    from convexnn.formulations.gated_relu import build_primal
+    from convexnn.formulations.gated_relu import ROTATED_CONES_FROM, build_primal, squared_fit
     from convexnn.ops import design_matrix
 
     n, d = X.shape
     P, c = M.shape[1], Y.shape[1]
-    if variant == "primal":
+    if variant == "primal":  # the package's program with the norms themselves
         prog = build_primal(X, Y, M)
+        if Y.shape[1] >= ROTATED_CONES_FROM:
+            W = prog.W
+            lam = cp.Parameter(nonneg=True)
+            prob = cp.Problem(cp.Minimize(0.5 * squared_fit(design_matrix(X, M), W, Y, d, P)
+                                          + lam * cp.sum(cp.norm(W, 2, axis=0))))
+            return prob, lam, prog.weights
         return prog.problem, prog.lam, prog.weights
     A = design_matrix(X, M)
     lam = cp.Parameter(nonneg=True)

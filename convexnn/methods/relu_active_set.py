@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
 
 from ..cones import _project_by_rows, face_matrices, project_batch
 
@@ -345,6 +346,12 @@ def _fista(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam: 
     return W, Yhat, L, steps, restarts
 
 
+def _output_sums(var_out: np.ndarray, c: int) -> sp.csr_matrix:
+    """The (c, m) 0/1 matrix summing the variables of each output."""
+    m = var_out.size
+    return sp.csr_matrix((np.ones(m), (var_out, np.arange(m))), shape=(c, m))
+
+
 def _segments(A: np.ndarray, start: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Sums of the column segments ``A[..., start_k : start_k + sizes_k]`` (0 when empty)."""
     pad = np.concatenate([A, np.zeros(A.shape[:-1] + (1,))], axis=-1)
@@ -373,7 +380,7 @@ class _FaceProgram:
     B: np.ndarray
     H: list[np.ndarray]
     out: list[np.ndarray]
-    onehot: np.ndarray  # (m, c)
+    onehot: sp.csr_matrix  # (c, m): output j sums its own variables
     var_blk: np.ndarray
     var_out: np.ndarray
     signs: np.ndarray  # (n, #cols) cone-row signs of each column
@@ -399,8 +406,7 @@ class _FaceProgram:
         B = XN * blocks.Ms[:, sup[var_blk]]
         out = [np.nonzero(var_out == j)[0] for j in range(c)]
         H = [B[:, o].T @ B[:, o] for o in out]
-        onehot = np.zeros((m, c))
-        onehot[np.arange(m), var_out] = 1.0
+        onehot = _output_sums(var_out, c)
         face = [cache.rows[q] for q in cols]
         face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
         face_cols = np.repeat(np.arange(cols.size), [f.size for f in face])
@@ -445,8 +451,7 @@ class _FaceProgram:
                 Hj[:, f] = cross
                 Hj[f, :] = cross.T
             H.append(Hj)
-        onehot = np.zeros((m, c))
-        onehot[np.arange(m), var_out] = 1.0
+        onehot = _output_sums(var_out, c)
         face = [cache.rows[q] for q in self.cols]
         face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
         face_cols = np.repeat(np.arange(self.cols.size), [f.size for f in face])
@@ -460,7 +465,7 @@ class _FaceProgram:
         return np.einsum("dm,md->m", self.N, Wv)
 
     def weights(self, theta: np.ndarray, K: int) -> np.ndarray:
-        d, c = self.N.shape[0], self.onehot.shape[1]
+        d, c = self.N.shape[0], self.onehot.shape[0]
         W = np.zeros((K, d, c))
         if theta.size == 0:
             return W
@@ -468,9 +473,16 @@ class _FaceProgram:
         W[self.sup[np.arange(self.cols.size) // c], :, np.arange(self.cols.size) % c] = cols.T
         return W
 
+    def fitted(self, theta: np.ndarray) -> np.ndarray:
+        """``Σ_q B_q θ_q`` per output (n, c) in O(n·m) (a dense one-hot product would cost
+        O(n·m·c))."""
+        if self.onehot.shape[0] == 1:
+            return (self.B @ theta)[:, None]
+        return np.asarray((self.onehot @ (self.B * theta).T).T)
+
     def value(self, Y: np.ndarray, theta: np.ndarray, lam: float
               ) -> tuple[float, np.ndarray, np.ndarray]:
-        R = Y - self.B @ (theta[:, None] * self.onehot)
+        R = Y - self.fitted(theta)
         nb = np.sqrt(np.bincount(self.var_blk, theta * theta, minlength=self.sup.size))
         return 0.5 * float(np.sum(R * R)) + lam * float(nb.sum()), R, nb
 
@@ -480,7 +492,7 @@ class _FaceProgram:
         ``−⟨R, ΔŶ⟩ + ½||ΔŶ||² + λ Σ_b (2⟨θ_b, δ_b⟩ + ||δ_b||²)/(||θ_b + δ_b|| + ||θ_b||)``.
         Near the optimum the changes that matter for the certificate are far below the
         rounding of F itself."""
-        dY = self.B @ (step[:, None] * self.onehot)
+        dY = self.fitted(step)
         dot = np.bincount(self.var_blk, theta * step, minlength=self.sup.size)
         sq = np.bincount(self.var_blk, step * step, minlength=self.sup.size)
         new = np.sqrt(np.bincount(self.var_blk, (theta + step) ** 2, minlength=self.sup.size))
