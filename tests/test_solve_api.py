@@ -138,3 +138,19 @@ def test_default_patterns_and_enumeration(small):
     y2 = np.random.default_rng(1).standard_normal(12)
     full = cn.solve("gated_relu", X2, y2, patterns="all")
     assert full.scope == "all" and full.certified
+
+
+def test_clarabel_factorisation_is_faer_when_available_and_qdldl_on_request(small):
+    """``method="ipm"`` asks for Clarabel's supernodal ``faer`` factorisation when this build
+    has it; ``solver_options`` can ask for the default ``qdldl``; both answers certify
+    to the same optimum."""
+    from convexnn.solvers import _tolerance_options, faer_available
+
+    opts = _tolerance_options("CLARABEL", 1e-6)
+    assert (opts.get("direct_solve_method") == "faer") == faer_available()
+    X, y, pats = small
+    a = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1, method="ipm")
+    b = cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1, method="ipm",
+                 solver_options={"direct_solve_method": "qdldl"})
+    assert a.certificate.certified and b.certificate.certified
+    assert abs(a.objective - b.objective) <= 1e-6 * abs(b.objective)
