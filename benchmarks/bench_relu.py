@@ -13,6 +13,10 @@ certificate over every pattern, and the agreement of the objectives. Sections:
 * ``wine`` — scikit-learn's wine data, standardised, a bias column, ±1 one-hot targets
   (three outputs: one cone per output column), 100 sampled patterns, λ = 0.1 λ_max; and
   its first output alone;
+* ``uci`` (``--uci``) — UCI classification sets with several classes (``$CONVEXNN_UCI``;
+  default heart-cleveland, c = 5, at λ = 0.03 and 0.01·λ_max and led-display, c = 10, at
+  0.03): the first half of the rows, a bias column, ±1 one-hot targets, 100 sampled
+  patterns, ``fast`` against ``ipm``, one run each;
 * ``cost model`` (``--cost-model``) — both methods on a grid of small problems and the
   log-linear fit that ``method="auto"`` uses (``ReLU.choose_method``).
 
@@ -25,6 +29,7 @@ Examples::
     python benchmarks/bench_relu.py --quick
     python benchmarks/bench_relu.py --repeats 3 --out results/benchmarks_relu.md
     python benchmarks/bench_relu.py --cost-model
+    python benchmarks/bench_relu.py --no-sizes --no-wine --uci
 """
 
 from __future__ import annotations
@@ -66,6 +71,20 @@ def wine(outputs: int):
     Y = -np.ones((len(y), 3))
     Y[np.arange(len(y)), y] = 1.0
     return X, (Y if outputs == 3 else Y[:, 0])
+
+
+DEFAULT_UCI = "heart-cleveland:0.03,heart-cleveland:0.01,led-display:0.03"
+
+
+def uci_half(name: str):
+    """The first half of the rows of a UCI set, ±1 one-hot targets (one column for two
+    classes)."""
+    from convexnn.data import load_uci, one_hot
+
+    ds = load_uci(name)
+    half = np.arange(ds.X.shape[0] // 2)
+    Y = one_hot(ds.y[half], centered=True)
+    return ds.X[half], (Y[:, 0] if Y.shape[1] == 2 else Y)
 
 
 def run(X, y, pats, methods: list[str], repeats: int, once: tuple[str, ...] = (),
@@ -150,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="one repeat; no slow references (see the module docstring)")
     ap.add_argument("--no-wine", action="store_true", help="skip the wine section")
+    ap.add_argument("--no-sizes", action="store_true", help="skip the planted-teacher section")
+    ap.add_argument("--uci", nargs="?", const=DEFAULT_UCI, default=None,
+                    help=f"add the UCI section: name:ratio,… (default {DEFAULT_UCI}); "
+                         "needs $CONVEXNN_UCI")
     ap.add_argument("--cost-model", action="store_true",
                     help="only the grid behind method='auto' and its fit")
     ap.add_argument("--out", type=Path, default=None,
@@ -170,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         "", f"Load average at the end {load()}."]), args.out)
         return 0
     rows = []
-    for n, d, P in args.sizes:
+    for n, d, P in ([] if args.no_sizes else args.sizes):
         print(f"{n}×{d}×{P}, λ = {args.lam_ratio} λ_max", flush=True)
         ds = cn.planted_relu(n, d, seed=args.seed)
         pats = cn.sample_patterns(ds.X, P, seed=args.seed)
@@ -180,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         once = ("fast, inner=ipm",) if n >= 2000 else ()  # minutes per run: one
         rows.append((f"{n}×{d}×{P}", run(ds.X, ds.y, pats, methods, repeats, once,
                                          lam_ratio=args.lam_ratio)))
-    body = ["## Planted-ReLU teachers", "",
+    body = [] if args.no_sizes else ["## Planted-ReLU teachers", "",
             f"Data: `planted_relu(n, d, seed={args.seed})`, `sample_patterns(X, P, "
             f"seed={args.seed})`, λ = {args.lam_ratio}·λ_max, tolerance 1e-6 (relative gap of "
             f"the numpy certificate over every pattern). Medians of {repeats} run(s) per "
@@ -201,6 +224,20 @@ def main(argv: list[str] | None = None) -> int:
                  "scikit-learn's wine data (178×13), standardised, bias column, ±1 one-hot "
                  "targets (c = 3; c = 1: the first column alone), 100 sampled patterns "
                  "(seed 0), λ = 0.1·λ_max.", "", *table(wrows, "ipm"), ""]
+    if args.uci:
+        urows = []
+        for item in args.uci.split(","):
+            name, _, ratio = item.partition(":")
+            X, y = uci_half(name)
+            print(f"{name}, λ = {ratio} λ_max", flush=True)
+            urows.append((f"{name} {X.shape[0]}×{X.shape[1] + 1}×100×"
+                          f"{1 if y.ndim == 1 else y.shape[1]}, λ = {ratio}·λ_max",
+                          run(X, y, 100, ["fast", "ipm"], 1, lam_ratio=float(ratio),
+                              bias=True, seed=0)))
+        body += ["## Several outputs: UCI sets", "",
+                 "The first half of the rows of each set (`$CONVEXNN_UCI`), a bias column, "
+                 "±1 one-hot targets, 100 sampled patterns (seed 0); one run per method.",
+                 "", *table(urows, "ipm"), ""]
     emit("\n".join(["# ReLU program: Newton on the faces vs interior points", "", *head,
                     *body, f"Load average at the end {load()}."]), args.out)
     return 0
