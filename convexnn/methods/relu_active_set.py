@@ -609,10 +609,12 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
             continue
         smax = float(col_max.min(initial=np.inf))
         if smax <= 1e-12:  # rows already tight that the step leaves: they join the face
-            for row, k in zip(*np.nonzero(ratio <= 1e-12), strict=True):
-                cache.set_face(prog.cols[k], np.append(cache.rows[prog.cols[k]], row))
+            rr, kk = np.nonzero(ratio <= 1e-12)
+            for k in np.unique(kk):  # rows in increasing order, as one at a time would
+                q = prog.cols[k]
+                cache.set_face(q, np.append(cache.rows[q], rr[kk == k]))
                 touched.append(int(k))
-                added += 1
+            added += int(rr.size)
             continue
         s = min(1.0, smax)
         accepted = False
