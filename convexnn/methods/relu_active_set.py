@@ -389,29 +389,11 @@ class _FaceProgram:
 
     @classmethod
     def build(cls, blocks: Blocks, cache: FaceCache, sup: np.ndarray) -> _FaceProgram:
-        X, c = blocks.X, blocks.c
-        d = X.shape[1]
+        """The program on the faces of the blocks ``sup`` (every column computed)."""
+        c = blocks.c
         cols = (sup[:, None] * c + np.arange(c)).ravel()  # block-major
-        bases = cache.null_bases(cols)
-        sizes = np.array([N.shape[1] for N in bases], dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        m = int(sizes.sum())
-        N = np.zeros((d, m))
-        for k, Nq in enumerate(bases):
-            N[:, start[k]:start[k] + sizes[k]] = Nq
-        var_col = np.repeat(np.arange(cols.size), sizes)
-        var_blk = var_col // c
-        var_out = var_col % c
-        XN = X @ N
-        B = XN * blocks.Ms[:, sup[var_blk]]
-        out = [np.nonzero(var_out == j)[0] for j in range(c)]
-        H = [B[:, o].T @ B[:, o] for o in out]
-        onehot = _output_sums(var_out, c)
-        face = [cache.rows[q] for q in cols]
-        face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
-        face_cols = np.repeat(np.arange(cols.size), [f.size for f in face])
-        return cls(sup, cols, start, sizes, N, X, B, H, out, onehot, var_blk, var_out,
-                   blocks.S[:, sup[np.arange(cols.size) // c]], face_rows, face_cols)
+        return cls._assemble(blocks, cache, sup, cols,
+                             blocks.S[:, sup[np.arange(cols.size) // c]], None, None)
 
     def refresh(self, blocks: Blocks, cache: FaceCache, changed: np.ndarray) -> _FaceProgram:
         """The program after the faces of the columns at positions ``changed`` changed.
@@ -420,43 +402,54 @@ class _FaceProgram:
         entries of ``H``; only the changed columns' products are recomputed (a face
         change costs ``n·m/c`` per new variable instead of a rebuild of ``n·m²/c``).
         """
+        return self._assemble(blocks, cache, self.sup, self.cols, self.signs, self, changed)
+
+    @classmethod
+    def _assemble(cls, blocks: Blocks, cache: FaceCache, sup: np.ndarray, cols: np.ndarray,
+                  signs: np.ndarray, old: _FaceProgram | None, changed: np.ndarray | None
+                  ) -> _FaceProgram:
+        """Build (``old`` None) or refresh ``old`` where the columns ``changed`` moved."""
         X, c = blocks.X, blocks.c
         d = X.shape[1]
-        bases = cache.null_bases(self.cols)
+        bases = cache.null_bases(cols)
         sizes = np.array([N.shape[1] for N in bases], dtype=np.int64)
         start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         m = int(sizes.sum())
         N = np.zeros((d, m))
         for k, Nq in enumerate(bases):
             N[:, start[k]:start[k] + sizes[k]] = Nq
-        var_col = np.repeat(np.arange(self.cols.size), sizes)
+        var_col = np.repeat(np.arange(cols.size), sizes)
         var_blk, var_out = var_col // c, var_col % c
-        fresh = np.zeros(self.cols.size, dtype=bool)
-        fresh[changed] = True
+        fresh = np.ones(cols.size, dtype=bool)
+        if old is not None:
+            fresh[:] = False
+            fresh[changed] = True
         keep_new = ~fresh[var_col]
-        keep_old = ~fresh[self.var_blk * c + self.var_out]
         B = np.empty((X.shape[0], m))
-        B[:, keep_new] = self.B[:, keep_old]
         new = np.nonzero(~keep_new)[0]
-        B[:, new] = (X @ N[:, new]) * blocks.Ms[:, self.sup[var_blk[new]]]
+        B[:, new] = (X @ N[:, new]) * blocks.Ms[:, sup[var_blk[new]]]
         out = [np.nonzero(var_out == j)[0] for j in range(c)]
-        H = []
-        for o, o_old, H_old in zip(out, self.out, self.H, strict=True):
-            kn, ko = keep_new[o], keep_old[o_old]
-            Hj = np.empty((o.size, o.size))
-            Hj[np.ix_(kn, kn)] = H_old[np.ix_(ko, ko)]
-            f = np.nonzero(~kn)[0]
-            if f.size:
-                cross = B[:, o].T @ B[:, o[f]]
-                Hj[:, f] = cross
-                Hj[f, :] = cross.T
-            H.append(Hj)
-        onehot = _output_sums(var_out, c)
-        face = [cache.rows[q] for q in self.cols]
+        if old is None:
+            H = [B[:, o].T @ B[:, o] for o in out]
+        else:
+            keep_old = ~fresh[old.var_blk * c + old.var_out]
+            B[:, keep_new] = old.B[:, keep_old]
+            H = []
+            for o, o_old, H_old in zip(out, old.out, old.H, strict=True):
+                kn, ko = keep_new[o], keep_old[o_old]
+                Hj = np.empty((o.size, o.size))
+                Hj[np.ix_(kn, kn)] = H_old[np.ix_(ko, ko)]
+                f = np.nonzero(~kn)[0]
+                if f.size:
+                    cross = B[:, o].T @ B[:, o[f]]
+                    Hj[:, f] = cross
+                    Hj[f, :] = cross.T
+                H.append(Hj)
+        face = [cache.rows[q] for q in cols]
         face_rows = np.concatenate(face) if face else np.zeros(0, dtype=np.int64)
-        face_cols = np.repeat(np.arange(self.cols.size), [f.size for f in face])
-        return _FaceProgram(self.sup, self.cols, start, sizes, N, X, B, H, out, onehot,
-                            var_blk, var_out, self.signs, face_rows, face_cols)
+        face_cols = np.repeat(np.arange(cols.size), [f.size for f in face])
+        return cls(sup, cols, start, sizes, N, X, B, H, out, _output_sums(var_out, c),
+                   var_blk, var_out, signs, face_rows, face_cols)
 
     def theta(self, W: np.ndarray) -> np.ndarray:
         c = W.shape[2]
