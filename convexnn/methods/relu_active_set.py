@@ -57,6 +57,10 @@ _MULT_TOL = 1e-11
 _ZERO = 1e-12
 #: FISTA steps per round of the reduced solve (before Newton on the faces found).
 FISTA_BURST = 30
+#: Up to this many points a face change rebuilds the face program: its Gram products are
+#: cheaper than the indexed copies a refresh makes (measured: 0.11 against 0.45 ms at
+#: n = 89, m = 200).
+_REBUILD_BELOW = 128
 
 
 @dataclass
@@ -425,13 +429,14 @@ class _FaceProgram:
             fresh[:] = False
             fresh[changed] = True
         keep_new = ~fresh[var_col]
-        B = np.empty((X.shape[0], m))
-        new = np.nonzero(~keep_new)[0]
-        B[:, new] = (X @ N[:, new]) * blocks.Ms[:, sup[var_blk[new]]]
         out = [np.nonzero(var_out == j)[0] for j in range(c)]
         if old is None:
-            H = [B[:, o].T @ B[:, o] for o in out]
+            B = (X @ N) * blocks.Ms[:, sup[var_blk]]
+            H = [B.T @ B] if c == 1 else [B[:, o].T @ B[:, o] for o in out]
         else:
+            B = np.empty((X.shape[0], m))
+            new = np.nonzero(~keep_new)[0]
+            B[:, new] = (X @ N[:, new]) * blocks.Ms[:, sup[var_blk[new]]]
             keep_old = ~fresh[old.var_blk * c + old.var_out]
             B[:, keep_new] = old.B[:, keep_old]
             H = []
@@ -516,7 +521,8 @@ def _newton_direction(prog: _FaceProgram, theta: np.ndarray, nb: np.ndarray,
     V = np.zeros((theta.size, K))
     V[np.arange(theta.size), prog.var_blk] = np.sqrt(shift) * theta / nb[prog.var_blk]
     if len(prog.out) == 1:
-        Hn = prog.H[0] + np.diag(shift) - V @ V.T
+        Hn = prog.H[0] - V @ V.T
+        Hn[np.diag_indices_from(Hn)] += shift
         try:
             return sla.cho_solve(sla.cho_factor(Hn, check_finite=False), grad,
                                  check_finite=False)
@@ -566,7 +572,8 @@ def _newton(blocks: Blocks, cache: FaceCache, Y: np.ndarray, W: np.ndarray, lam:
         sup = np.nonzero(norms > _ZERO * top)[0]
         if sup.size == 0:
             return np.zeros_like(W), steps, added, dropped
-        if prog is None or not np.array_equal(prog.sup, sup):
+        if prog is None or not np.array_equal(prog.sup, sup) or (
+                touched and blocks.X.shape[0] <= _REBUILD_BELOW):
             prog = _FaceProgram.build(blocks, cache, sup)
         elif touched:
             prog = prog.refresh(blocks, cache, np.unique(touched))
