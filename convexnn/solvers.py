@@ -31,6 +31,7 @@ __all__ = [
     "InaccurateSolutionWarning",
     "SolverRun",
     "available_solvers",
+    "faer_available",
     "resolve_solver",
     "run_problem",
     "map_status",
