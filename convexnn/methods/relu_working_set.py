@@ -646,7 +646,7 @@ def solve_active_set(
     gap of 1e-5 while many blocks are still missing and to ``min(tol·1e-3, 1e-9)`` once
     few are; the loop stops when no block is violated.
     """
-    from .relu_active_set import Blocks, FaceCache, solve_reduced
+    from .relu_active_set import FISTA_BURST, Blocks, FaceCache, solve_reduced
 
     X, Y, M = data.X, data.Y, data.M
     n, d = X.shape
@@ -677,10 +677,13 @@ def solve_active_set(
     loose = rounds > 0
     dropped: set[tuple[int, int]] = set()
     res = None
+    burst = FISTA_BURST
     for rnd in range(rounds + 1):
         loose = loose and rnd < rounds
         start = time.perf_counter()
-        res = solve_reduced(blocks, cache, corr, Y, W, lam, tol=_LOOSE if loose else tight)
+        res = solve_reduced(blocks, cache, corr, Y, W, lam, tol=_LOOSE if loose else tight,
+                            burst=burst)
+        burst = res.info["burst"]  # a longer burst that paid off is kept for the next round
         W = res.W
         solve_s += time.perf_counter() - start
         start = time.perf_counter()
