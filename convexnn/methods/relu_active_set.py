@@ -392,7 +392,7 @@ class _FaceProgram:
     B: np.ndarray
     H: list[np.ndarray]
     out: list[np.ndarray]
-    onehot: sp.csr_matrix  # (c, m): output j sums its own variables
+    out_sums: sp.csr_matrix  # (c, m): row j sums the variables of output j
     var_blk: np.ndarray
     var_out: np.ndarray
     signs: np.ndarray  # (n, #cols) cone-row signs of each column
@@ -471,7 +471,7 @@ class _FaceProgram:
         return np.einsum("dm,md->m", self.N, Wv)
 
     def weights(self, theta: np.ndarray, K: int) -> np.ndarray:
-        d, c = self.N.shape[0], self.onehot.shape[0]
+        d, c = self.N.shape[0], self.out_sums.shape[0]
         W = np.zeros((K, d, c))
         if theta.size == 0:
             return W
@@ -482,9 +482,9 @@ class _FaceProgram:
     def fitted(self, theta: np.ndarray) -> np.ndarray:
         """``Σ_q B_q θ_q`` per output (n, c) in O(n·m) (a dense one-hot product would cost
         O(n·m·c))."""
-        if self.onehot.shape[0] == 1:
+        if self.out_sums.shape[0] == 1:
             return (self.B @ theta)[:, None]
-        return np.asarray((self.onehot @ (self.B * theta).T).T)
+        return np.asarray((self.out_sums @ (self.B * theta).T).T)
 
     def value(self, Y: np.ndarray, theta: np.ndarray, lam: float
               ) -> tuple[float, np.ndarray, np.ndarray]:
