@@ -57,19 +57,13 @@ def build(variant: str, X: np.ndarray, Y: np.ndarray, M: np.ndarray):
     import cvxpy as cp
     import scipy.sparse as sp
 
-    from convexnn.formulations.gated_relu import ROTATED_CONES_FROM, build_primal, squared_fit
+    from convexnn.formulations.gated_relu import build_primal
     from convexnn.ops import design_matrix
 
     n, d = X.shape
     P, c = M.shape[1], Y.shape[1]
     if variant == "primal":  # the package's program with the norms themselves
-        prog = build_primal(X, Y, M)
-        if Y.shape[1] >= ROTATED_CONES_FROM:
-            W = prog.W
-            lam = cp.Parameter(nonneg=True)
-            prob = cp.Problem(cp.Minimize(0.5 * squared_fit(design_matrix(X, M), W, Y, d, P)
-                                          + lam * cp.sum(cp.norm(W, 2, axis=0))))
-            return prob, lam, prog.weights
+        prog = build_primal(X, Y, M, rotated=False)
         return prog.problem, prog.lam, prog.weights
     A = design_matrix(X, M)
     lam = cp.Parameter(nonneg=True)

@@ -184,11 +184,13 @@ def squared_fit(A: Any, W: cp.Expression, Y: np.ndarray, d: int, P: int) -> cp.E
 ROTATED_CONES_FROM = 20
 
 
-def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUProgram:
+def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray,
+                 rotated: bool | None = None) -> GatedReLUProgram:
     """``min ½||A vec(W) − Y||² + λ Σ_i ||W_i||_F`` as a DPP cvxpy problem.
 
-    With ``c ≥ ROTATED_CONES_FROM`` outputs each ``||W_i||_F ≤ t_i`` is written as
-    ``||W_ik||² ≤ s_ik t_i`` (one rotated cone per output, of size d + 2) and
+    With ``rotated`` (default: ``c ≥ ROTATED_CONES_FROM`` outputs) each
+    ``||W_i||_F ≤ t_i`` is written as ``||W_ik||² ≤ s_ik t_i`` (one rotated cone per
+    output, of size d + 2) and
     ``Σ_k s_ik ≤ t_i``: the same program, whose outputs meet only in the P scalars
     ``t_i`` instead of in one cone of size d·c + 1 per group. Measured with Clarabel
     (``benchmarks/bench_gated_ipm.py``, 300×9×100, λ = 0.03·λ_max): as fast at c ≤ 10,
@@ -201,7 +203,9 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> GatedReLUProgra
     lam = cp.Parameter(nonneg=True, name="lam")
     W = cp.Variable((d * c, P), name="W")
     fit = 0.5 * squared_fit(A, W, Y, d, P)
-    if c < ROTATED_CONES_FROM:
+    if rotated is None:
+        rotated = c >= ROTATED_CONES_FROM
+    if not rotated:
         problem = cp.Problem(cp.Minimize(fit + lam * cp.sum(cp.norm(W, 2, axis=0))))
     else:
         S, T = cp.Variable((c, P), name="s"), cp.Variable(P, name="t")
