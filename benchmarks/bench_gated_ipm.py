@@ -108,7 +108,7 @@ def child(spec: dict) -> dict:
     from convexnn.formulations.gated_relu import gated_relu_certificate
     from convexnn.memory import ipm_bytes, require_memory
     from convexnn.problem import ipm_scales, prepare, scaled_data
-    from convexnn.solvers import _tolerance_options
+    from convexnn.solvers import _tolerance_options, pardiso_available
 
     X, Y = classes(spec["n"], spec["d"], spec["c"], spec["seed"])
     data = prepare(X, Y, patterns=spec["P"], seed=spec["seed"])
@@ -127,6 +127,8 @@ def child(spec: dict) -> dict:
         built = time.perf_counter() - t
         opts = _tolerance_options(spec["solver"], 1e-6)
         if spec["solver"] == "CLARABEL":
+            if spec["factor"] == "mkl" and not pardiso_available():
+                raise RuntimeError("MKL Pardiso does not load here (pip install mkl)")
             opts["direct_solve_method"] = spec["factor"]
         prob.solve(solver=spec["solver"], **opts)
         wall, cpu = time.perf_counter() - t, time.process_time() - c0
@@ -155,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="per solve (s, default 900)")
     ap.add_argument("--skip-after-timeout", action="store_true", default=True,
                     help="do not try larger c for a variant that timed out (default)")
-    ap.add_argument("--factor", default="faer",
+    ap.add_argument("--factor", default="mkl,faer",
                     help="Clarabel's KKT factorisations to compare, comma-separated "
-                         "(faer, qdldl; default faer, what method='ipm' uses)")
+                         "(mkl, faer, qdldl; default mkl,faer: what method='ipm' uses with "
+                         "several outputs when Pardiso loads, and without it)")
     ap.add_argument("--mosek", action="store_true", help="also solve with MOSEK")
     ap.add_argument("--memory-limit", default="4G",
                     help="the memory guard's limit for each solve (default 4G: the estimate; "
@@ -216,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         f"±1 one-hot classes from a planted ReLU rule, n×d×P = {n}×{d}×{P}, "
         f"λ = {args.ratio}·λ_max; every solve in a fresh subprocess (build + solve, "
         "Clarabel at 1e-8 as `method=\"ipm\"` uses, with the KKT factorisation named: "
-        "`faer` (supernodal, what `method=\"ipm\"` uses when the build has it) or `qdldl` "
-        "(Clarabel's default)); gap = the package's numpy "
+        "`mkl` (Intel MKL's Pardiso, nested dissection: what `method=\"ipm\"` uses for "
+        "several outputs when it loads), `faer` (supernodal, minimum degree: what it uses "
+        "otherwise) or `qdldl` (Clarabel's default)); gap = the package's numpy "
         "certificate of the returned W.",
         "",
         "| c | variant | solver | wall s | CPU s | iterations | relative gap | peak MB | note |",

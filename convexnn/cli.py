@@ -175,7 +175,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from .data import list_uci, uci_root
     from .formulations import REGISTRY
     from .reproduce import REPRODUCTIONS
-    from .solvers import CERTIFYING_SOLVERS, DEFAULT_SOLVER, available_solvers, mosek_licensed
+    from .solvers import (
+        CERTIFYING_SOLVERS,
+        DEFAULT_SOLVER,
+        available_solvers,
+        factorisation,
+        mosek_licensed,
+    )
     from .spec import PROBLEMS_DIR, bundled_problems
 
     _out("Formulations (convexnn explain NAME):")
@@ -187,6 +193,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
         note = "default, " if s == DEFAULT_SOLVER else ""
         note += ("interior point, certifies" if s in CERTIFYING_SOLVERS else
                  "usable; the numpy certificate decides whether an answer is certified")
+        if s == "CLARABEL":
+            names = {"mkl": "MKL Pardiso", None: "qdldl"}
+            one, many = (names.get(factorisation(c), factorisation(c)) for c in (1, 2))
+            note += (f"; KKT systems: {one}" if one == many else
+                     f"; KKT systems: {one} (one output), {many} (several)")
+            if many != "MKL Pardiso":
+                note += " (Pardiso for several outputs: pip install 'convexnn[mkl]')"
         if s == "MOSEK":
             ok, why = mosek_licensed()
             note = "licensed, interior point, certifies" if ok else f"NOT usable: {why}"

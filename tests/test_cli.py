@@ -119,6 +119,11 @@ def test_list_shows_formulations_solvers_and_problems(capsys):
     for path in PROBLEMS.glob("*.toml"):
         assert path.stem in text
     assert "clarabel" in text and "mosek" in text.lower()
+    from convexnn.solvers import pardiso_available
+
+    line = next(x for x in text.splitlines() if x.strip().startswith("clarabel"))
+    assert "KKT systems:" in line
+    assert ("MKL Pardiso" in line) == pardiso_available()
 
 
 def test_explain_shows_math_problem_solution_and_certificate(capsys):

@@ -141,9 +141,9 @@ def test_default_patterns_and_enumeration(small):
 
 
 def test_clarabel_factorisation_is_faer_when_available_and_qdldl_on_request(small):
-    """``method="ipm"`` asks for Clarabel's supernodal ``faer`` factorisation when this build
-    has it; ``solver_options`` can ask for the default ``qdldl``; both answers certify
-    to the same optimum."""
+    """``method="ipm"`` asks for Clarabel's supernodal ``faer`` factorisation for one output
+    when this build has it; ``solver_options`` can ask for the default ``qdldl``; both
+    answers certify to the same optimum."""
     from convexnn.solvers import _tolerance_options, faer_available
 
     opts = _tolerance_options("CLARABEL", 1e-6)
@@ -154,3 +154,73 @@ def test_clarabel_factorisation_is_faer_when_available_and_qdldl_on_request(smal
                  solver_options={"direct_solve_method": "qdldl"})
     assert a.certificate.certified and b.certificate.certified
     assert abs(a.objective - b.objective) <= 1e-6 * abs(b.objective)
+
+
+def _classes(n: int = 60, d: int = 4, c: int = 3, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = -np.ones((n, c))
+    Y[np.arange(n), np.argmax(X @ rng.standard_normal((d, c)), axis=1)] = 1.0
+    return X, Y
+
+
+def test_several_outputs_ask_for_pardiso_when_it_loads():
+    """Several outputs: Pardiso (``"mkl"``) when it loads, else ``faer``; one output: faer."""
+    from convexnn.solvers import (
+        _tolerance_options,
+        factorisation,
+        faer_available,
+        pardiso_available,
+    )
+
+    many = _tolerance_options("CLARABEL", 1e-6, outputs=3).get("direct_solve_method")
+    one = _tolerance_options("CLARABEL", 1e-6, outputs=1).get("direct_solve_method")
+    assert many == factorisation(3) and one == factorisation(1)
+    if pardiso_available():
+        assert many == "mkl"
+        assert one == ("faer" if faer_available() else "mkl")
+    else:
+        assert many == one == ("faer" if faer_available() else None)
+
+
+@pytest.mark.skipif("not __import__('convexnn.solvers').solvers.pardiso_available()",
+                    reason="MKL Pardiso does not load here (pip install 'convexnn[mkl]')")
+@pytest.mark.parametrize("form", ["gated_relu", "relu"])
+def test_pardiso_and_faer_reach_the_same_certified_optimum(form):
+    """Two factorisations of the same interior point: Pardiso's nested dissection and
+    faer's minimum degree give one optimum, each certified by the numpy certificate."""
+    X, Y = _classes()
+    kw = dict(patterns=12, lam_ratio=0.05, seed=0, method="ipm")
+    a = cn.solve(form, X, Y, **kw)
+    b = cn.solve(form, X, Y, **kw, solver_options={"direct_solve_method": "faer"})
+    c = cn.solve(form, X, Y, **kw, solver_options={"direct_solve_method": "mkl"})
+    assert a.certificate.certified and b.certificate.certified and c.certificate.certified
+    assert abs(a.objective - b.objective) <= 1e-6 * abs(b.objective)
+    assert a.objective == pytest.approx(c.objective, rel=1e-12)
+
+
+def test_asking_for_pardiso_where_it_does_not_load_is_a_named_error(monkeypatch, small):
+    import convexnn.solvers as solvers
+
+    monkeypatch.setattr(solvers, "pardiso_available", lambda: False)
+    X, y, pats = small
+    with pytest.raises(cn.SolverUnavailableError, match=r"convexnn\[mkl\]"):
+        cn.solve("gated_relu", X, y, patterns=pats, lam_ratio=0.1, method="ipm",
+                 solver_options={"direct_solve_method": "mkl"})
+    assert solvers.factorisation(3) == ("faer" if solvers.faer_available() else None)
+
+
+def test_a_broken_mkl_runtime_is_refused_in_a_child_process(monkeypatch, tmp_path):
+    """MKL ends a process that cannot load its parts; the first load of a pip-installed
+    runtime is tried in a child, so a broken one only means: no Pardiso."""
+    import os
+
+    import convexnn.solvers as solvers
+
+    fake = tmp_path / "libmkl_rt.so.3"
+    fake.write_bytes(b"not a shared library")
+    monkeypatch.delenv("MKL_PARDISO_PATH", raising=False)
+    monkeypatch.delenv("MKLROOT", raising=False)
+    monkeypatch.setattr(solvers, "_mkl_runtime", lambda: str(fake))
+    assert solvers.pardiso_available.__wrapped__() is False
+    assert "MKL_PARDISO_PATH" not in os.environ

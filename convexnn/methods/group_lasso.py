@@ -591,7 +591,7 @@ class _Polisher:
                 warnings.simplefilter("ignore", InaccurateSolutionWarning)
                 run_problem(program.problem, self.options.solver, tol=self.options.tol,
                             verbose=self.options.verbose,
-                            options=dict(self.options.solver_options))
+                            options=dict(self.options.solver_options), outputs=sub.c)
             weights, _ = program.solution(a, s)
             if not weights:
                 raise SolverFailedError("the polish returned no primal point")

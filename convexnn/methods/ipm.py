@@ -55,7 +55,8 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
     try:
         with bar.ticking(solver=options.solver):
             outcome = run_problem(program.problem, options.solver, tol=options.tol,
-                                  verbose=options.verbose, options=dict(options.solver_options))
+                                  verbose=options.verbose, options=dict(options.solver_options),
+                                  outputs=data.c)
     finally:
         bar.close()
     weights, dual = program.solution(a, s)
