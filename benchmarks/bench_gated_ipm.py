@@ -108,7 +108,7 @@ def child(spec: dict) -> dict:
     from convexnn.formulations.gated_relu import gated_relu_certificate
     from convexnn.memory import ipm_bytes, require_memory
     from convexnn.problem import ipm_scales, prepare, scaled_data
-    from convexnn.solvers import _tolerance_options, pardiso_available
+    from convexnn.solvers import CANON_BACKEND, _tolerance_options, pardiso_available
 
     X, Y = classes(spec["n"], spec["d"], spec["c"], spec["seed"])
     data = prepare(X, Y, patterns=spec["P"], seed=spec["seed"])
@@ -130,7 +130,7 @@ def child(spec: dict) -> dict:
             if spec["factor"] == "mkl" and not pardiso_available():
                 raise RuntimeError("MKL Pardiso does not load here (pip install mkl)")
             opts["direct_solve_method"] = spec["factor"]
-        prob.solve(solver=spec["solver"], **opts)
+        prob.solve(solver=spec["solver"], canon_backend=CANON_BACKEND, **opts)
         wall, cpu = time.perf_counter() - t, time.process_time() - c0
     W = weights() * (s / a)
     cert, _ = gated_relu_certificate(data.X, data.Y, data.M, W, lam)

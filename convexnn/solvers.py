@@ -47,6 +47,10 @@ __all__ = [
 ]
 
 DEFAULT_SOLVER = "CLARABEL"
+#: cvxpy's canonicalisation backend: its SciPy backend builds the conic data of the large
+#: sparse programs here about twice as fast as the default C++ one (gated ReLU
+#: 750×9×200×10, 6.5 million non-zeros: 3.2 s against 6.2 s).
+CANON_BACKEND = "SCIPY"
 #: Interior-point solvers whose answers reach certifiable accuracy.
 CERTIFYING_SOLVERS = ("CLARABEL", "MOSEK")
 #: Conic solvers able to handle the second-order-cone programs of convexnn.
@@ -378,7 +382,8 @@ def run_problem(
         with warnings.catch_warnings():
             # cvxpy's generic "may be inaccurate" warning is replaced by map_status's own.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=solver, verbose=verbose, warm_start=warm_start, **opts)
+            problem.solve(solver=solver, verbose=verbose, warm_start=warm_start,
+                          canon_backend=CANON_BACKEND, **opts)
     except (TypeError, ValueError, OverflowError) as exc:
         if not options:
             raise

@@ -214,10 +214,12 @@ def test_ipm_scales_leave_unit_data_alone():
 
 
 def test_many_outputs_program_with_rotated_cones_is_the_same_program():
-    """From ``ROTATED_CONES_FROM`` outputs on, the interior-point program writes each
-    Frobenius norm with rotated cones per output; its optimum is certified, equals the
-    independent dual's value and the program written with the norms themselves."""
+    """The interior-point program written with rotated cones per output (the default from
+    ``ROTATED_CONES_FROM`` outputs on unless Clarabel factors with Pardiso) reaches the
+    optimum of the program with the norms themselves, the independent dual's value and
+    the fast method's, certified."""
     from convexnn.formulations import gated_relu
+    from convexnn.solvers import factorisation
 
     c = gated_relu.ROTATED_CONES_FROM + 4
     ds = cn.planted_relu(40, 3, outputs=c, seed=7)
@@ -226,8 +228,17 @@ def test_many_outputs_program_with_rotated_cones_is_the_same_program():
     X, Y, M = raw_problem(ds.X, ds.y, sol.patterns.gates, False)
     value, _ = independent_dual_value(X, Y, M, sol.lam)
     assert abs(value - sol.objective) <= 1e-6 * abs(sol.objective)
-    prog = build_primal(X, Y, M)
+    default = build_primal(X, Y, M)
+    rotated = any(isinstance(con, cp.SOC) for con in default.problem.constraints)
+    assert rotated == (factorisation(c) != "mkl")
+    prog = build_primal(X, Y, M, rotated=True)
     assert any(isinstance(con, cp.SOC) for con in prog.problem.constraints)
+    prog.lam.value = sol.lam
+    prog.problem.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert abs(prog.problem.value - sol.objective) <= 1e-6 * abs(sol.objective)
+    W = prog.weights()
+    cert, _ = gated_relu.gated_relu_certificate(X, Y, M, W, sol.lam)
+    assert cert.certified
     plain = cn.solve("gated_relu", ds.X, ds.y, patterns=sol.patterns, lam=sol.lam,
                      method="fast")
     assert abs(plain.objective - sol.objective) <= 1e-6 * abs(sol.objective)

@@ -33,6 +33,7 @@ from ..certificate import (
 from ..networks import GatedReLUNetwork
 from ..ops import adjoint, as_blocks, design_matrix, forward, group_norms
 from ..problem import ProblemData
+from ..solvers import factorisation
 from .base import Formulation, Primal, check_dpp
 
 __all__ = [
@@ -180,7 +181,8 @@ def squared_fit(A: Any, W: cp.Expression, Y: np.ndarray, d: int, P: int) -> cp.E
                enumerate(per_output_blocks(A, W, d, P, Y.shape[1], transpose=False)))
 
 
-#: From this many outputs on, the group norms are written with rotated cones per output.
+#: From this many outputs on, the group norms are written with rotated cones per output
+#: (when Clarabel factors with faer or qdldl; with Pardiso the norms stay faster).
 ROTATED_CONES_FROM = 20
 
 
@@ -188,14 +190,16 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray,
                  rotated: bool | None = None) -> GatedReLUProgram:
     """``min ½||A vec(W) − Y||² + λ Σ_i ||W_i||_F`` as a DPP cvxpy problem.
 
-    With ``rotated`` (default: ``c ≥ ROTATED_CONES_FROM`` outputs) each
-    ``||W_i||_F ≤ t_i`` is written as ``||W_ik||² ≤ s_ik t_i`` (one rotated cone per
-    output, of size d + 2) and
-    ``Σ_k s_ik ≤ t_i``: the same program, whose outputs meet only in the P scalars
-    ``t_i`` instead of in one cone of size d·c + 1 per group. Measured with Clarabel
-    (``benchmarks/bench_gated_ipm.py``, 300×9×100, λ = 0.03·λ_max): as fast at c ≤ 10,
-    2.4× faster at c = 30 (21 s against 49 s) and 2.3× at c = 100 (66 s against 155 s,
-    where Clarabel stops "almost solved" and the certificate's relative gap is 2.6e-7).
+    With ``rotated`` each ``||W_i||_F ≤ t_i`` is written as ``||W_ik||² ≤ s_ik t_i`` (one
+    rotated cone per output, of size d + 2) and ``Σ_k s_ik ≤ t_i``: the same program,
+    whose outputs meet only in the P scalars ``t_i`` instead of in one cone of size
+    d·c + 1 per group. The default is ``rotated`` from ``c ≥ ROTATED_CONES_FROM``
+    outputs on, unless Clarabel factors with Pardiso
+    (:func:`convexnn.solvers.factorisation`). Measured with Clarabel
+    (``benchmarks/bench_gated_ipm.py``, 300×9×100, λ = 0.03·λ_max): with faer, as fast
+    at c ≤ 10, 2.3× faster at c = 30 (21 s against 47 s) and 2.3× at c = 100 (66 s
+    against 155 s); with Pardiso the norms are faster from c = 3 on (17 s against 21 s at
+    c = 30, 72 s against 93 s at c = 100).
     """
     n, d = X.shape
     P, c = M.shape[1], Y.shape[1]
@@ -204,7 +208,7 @@ def build_primal(X: np.ndarray, Y: np.ndarray, M: np.ndarray,
     W = cp.Variable((d * c, P), name="W")
     fit = 0.5 * squared_fit(A, W, Y, d, P)
     if rotated is None:
-        rotated = c >= ROTATED_CONES_FROM
+        rotated = c >= ROTATED_CONES_FROM and factorisation(c) != "mkl"
     if not rotated:
         problem = cp.Problem(cp.Minimize(fit + lam * cp.sum(cp.norm(W, 2, axis=0))))
     else:
