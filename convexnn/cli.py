@@ -197,9 +197,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             names = {"mkl": "MKL Pardiso", None: "qdldl"}
             one, many = (names.get(factorisation(c), factorisation(c)) for c in (1, 2))
             note += (f"; KKT systems: {one}" if one == many else
-                     f"; KKT systems: {one} (one output), {many} (several)")
+                     f"; KKT systems: {one} (one output), {many} (gated ReLU, several)")
             if many != "MKL Pardiso":
-                note += " (Pardiso for several outputs: pip install 'convexnn[mkl]')"
+                note += " (Pardiso for gated ReLU with several outputs: " \
+                        "pip install 'convexnn[mkl]')"
         if s == "MOSEK":
             ok, why = mosek_licensed()
             note = "licensed, interior point, certifies" if ok else f"NOT usable: {why}"

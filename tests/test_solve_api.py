@@ -199,6 +199,24 @@ def test_pardiso_and_faer_reach_the_same_certified_optimum(form):
     assert a.objective == pytest.approx(c.objective, rel=1e-12)
 
 
+def test_the_solution_names_the_factorisation_gated_with_outputs_relu_on_faer():
+    """``info["factorisation"]``: Pardiso (when it loads) for the gated-ReLU program with
+    several outputs; the one-output choice for the ReLU program and for one output."""
+    from convexnn.solvers import factorisation
+
+    X, Y = _classes(n=30, d=3, c=2)
+    kw = dict(patterns=5, lam_ratio=0.1, seed=0, method="ipm")
+    gated = cn.solve("gated_relu", X, Y, **kw)
+    relu = cn.solve("relu", X, Y, **kw)
+    single = cn.solve("gated_relu", X, Y[:, 0], **kw)
+    assert gated.info["factorisation"] == (factorisation(2) or "qdldl")
+    assert relu.info["factorisation"] == single.info["factorisation"] == \
+        (factorisation(1) or "qdldl")
+    asked = cn.solve("gated_relu", X, Y, **kw, solver_options={"direct_solve_method": "qdldl"})
+    assert asked.info["factorisation"] == "qdldl"
+    assert all(s.certificate.certified for s in (gated, relu, single, asked))
+
+
 def test_asking_for_pardiso_where_it_does_not_load_is_a_named_error(monkeypatch, small):
     import convexnn.solvers as solvers
 

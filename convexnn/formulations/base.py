@@ -115,6 +115,10 @@ class Formulation(ABC):
     latex: ClassVar[tuple[str, ...]] = ()
     #: The page of ``docs/math/`` with the derivation.
     docs: ClassVar[str] = ""
+    #: Whether its interior point with several outputs asks Clarabel for Pardiso when it
+    #: loads (:func:`convexnn.solvers.factorisation`): measured faster for the group
+    #: lasso's program, not for the ReLU program's cone constraints.
+    pardiso_outputs: ClassVar[bool] = False
 
     # -- the program ------------------------------------------------------------------
 

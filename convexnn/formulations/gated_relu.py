@@ -379,6 +379,7 @@ class GatedReLU(GroupLassoFormulation):
     name = "gated_relu"
     title = "Gated-ReLU network ↔ group lasso"
     reg_name = "lam"
+    pardiso_outputs = True
     methods = {"ipm": "ipm", "fast": "group_lasso", "reweight": "reweight"}
     math = MATH
     latex = LATEX

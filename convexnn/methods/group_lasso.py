@@ -591,7 +591,8 @@ class _Polisher:
                 warnings.simplefilter("ignore", InaccurateSolutionWarning)
                 run_problem(program.problem, self.options.solver, tol=self.options.tol,
                             verbose=self.options.verbose,
-                            options=dict(self.options.solver_options), outputs=sub.c)
+                            options=dict(self.options.solver_options),
+                            outputs=sub.c if self.form.pardiso_outputs else 1)
             weights, _ = program.solution(a, s)
             if not weights:
                 raise SolverFailedError("the polish returned no primal point")

@@ -213,7 +213,7 @@ def _solve_clarabel(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: i
     # a thousand times below the tolerance (measured: 1e-8 left dual violations of 2e-7
     # at λ = 0.01 λ_max, 1e-9 gives 5e-8).
     t = 1e-5 if loose else max(min(options.tol * 1e-3, 1e-9), 1e-10)
-    opts = _tolerance_options("CLARABEL", options.tol, c)
+    opts = _tolerance_options("CLARABEL", options.tol)
     opts.update({"tol_gap_abs": t * max(scale, 1e-300),
                  "tol_gap_rel": max(t * min(1.0, scale / max(offset, 1e-300)), 1e-15)})
     if loose:
@@ -248,7 +248,7 @@ def _solve_cvxpy(H: np.ndarray, Q: np.ndarray, G: sp.csc_matrix, K: int, d: int,
     constraints = [G @ cp.vec(W, order="F") >= 0] if G.shape[0] else []
     problem = cp.Problem(cp.Minimize(fit + lam_p * cp.sum(norms)), constraints)
     run = run_problem(problem, options.solver, tol=options.tol, verbose=options.verbose,
-                      options=dict(options.solver_options), outputs=c)
+                      options=dict(options.solver_options))
     Wv = np.asarray(W.value, dtype=np.float64)  # (Kd, c)
     return np.ascontiguousarray(Wv.reshape(K, d, c)), run.status, int(run.iterations or 0)
 
