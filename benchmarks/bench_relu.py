@@ -16,7 +16,9 @@ certificate over every pattern, and the agreement of the objectives. Sections:
 * ``uci`` (``--uci``) — UCI classification sets with several classes (``$CONVEXNN_UCI``;
   default heart-cleveland, c = 5, at λ = 0.03 and 0.01·λ_max and led-display, c = 10, at
   0.03): the first half of the rows, a bias column, ±1 one-hot targets, 100 sampled
-  patterns, ``fast`` against ``ipm``, one run each;
+  patterns, ``fast`` against ``ipm``, one run each (``--uci-methods`` to choose), and
+  ``fast`` on each output column alone (at the same λ/λ_max of that column): the cost
+  of c outputs together against c single-output programs;
 * ``cost model`` (``--cost-model``) — both methods on a grid of small problems and the
   log-linear fit that ``method="auto"`` uses (``ReLU.choose_method``).
 
@@ -30,6 +32,7 @@ Examples::
     python benchmarks/bench_relu.py --repeats 3 --out results/benchmarks_relu.md
     python benchmarks/bench_relu.py --cost-model
     python benchmarks/bench_relu.py --no-sizes --no-wine --uci
+    python benchmarks/bench_relu.py --no-sizes --no-wine --uci --uci-methods fast
 """
 
 from __future__ import annotations
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uci", nargs="?", const=DEFAULT_UCI, default=None,
                     help=f"add the UCI section: name:ratio,… (default {DEFAULT_UCI}); "
                          "needs $CONVEXNN_UCI")
+    ap.add_argument("--uci-methods", default="fast,ipm",
+                    help="methods of the UCI section, comma-separated (default fast,ipm)")
     ap.add_argument("--cost-model", action="store_true",
                     help="only the grid behind method='auto' and its fit")
     ap.add_argument("--out", type=Path, default=None,
@@ -225,19 +230,40 @@ def main(argv: list[str] | None = None) -> int:
                  "targets (c = 3; c = 1: the first column alone), 100 sampled patterns "
                  "(seed 0), λ = 0.1·λ_max.", "", *table(wrows, "ipm"), ""]
     if args.uci:
-        urows = []
+        urows, alone = [], []
+        methods = [m.strip() for m in args.uci_methods.split(",") if m.strip()]
         for item in args.uci.split(","):
             name, _, ratio = item.partition(":")
             X, y = uci_half(name)
+            c = 1 if y.ndim == 1 else y.shape[1]
             print(f"{name}, λ = {ratio} λ_max", flush=True)
-            urows.append((f"{name} {X.shape[0]}×{X.shape[1] + 1}×100×"
-                          f"{1 if y.ndim == 1 else y.shape[1]}, λ = {ratio}·λ_max",
-                          run(X, y, 100, ["fast", "ipm"], 1, lam_ratio=float(ratio),
-                              bias=True, seed=0)))
+            label = f"{name} {X.shape[0]}×{X.shape[1] + 1}×100×{c}, λ = {ratio}·λ_max"
+            res = run(X, y, 100, methods, 1, lam_ratio=float(ratio), bias=True, seed=0)
+            urows.append((label, res))
+            if c > 1 and "fast" in res:
+                cols = [run(X, y[:, k], 100, ["fast"], 1, lam_ratio=float(ratio), bias=True,
+                            seed=0)["fast"] for k in range(c)]
+                alone.append((label, res["fast"], cols))
         body += ["## Several outputs: UCI sets", "",
                  "The first half of the rows of each set (`$CONVEXNN_UCI`), a bias column, "
                  "±1 one-hot targets, 100 sampled patterns (seed 0); one run per method.",
-                 "", *table(urows, "ipm"), ""]
+                 "", *table(urows, "ipm" if "ipm" in methods else methods[0]), ""]
+        if alone:
+            body += ["### The outputs together and one at a time", "",
+                     "`fast` on the c outputs together against `fast` on each output column "
+                     "alone (a single-output program at the same λ/λ_max of that column), "
+                     "wall seconds of one run each.", "",
+                     "| problem | together | each alone (sum of c) | slowest alone | "
+                     "together / sum | all certified |",
+                     "|---|---:|---:|---:|---:|---|"]
+            for label, together, cols in alone:
+                total = sum(r["median"] for r in cols)
+                ok = together["sol"].certificate.certified and all(
+                    r["sol"].certificate.certified for r in cols)
+                body.append(f"| {label} | {together['median']:.2f} | {total:.2f} | "
+                            f"{max(r['median'] for r in cols):.2f} | "
+                            f"{together['median'] / total:.2f} | {ok} |")
+            body.append("")
     emit("\n".join(["# ReLU program: Newton on the faces vs interior points", "", *head,
                     *body, f"Load average at the end {load()}."]), args.out)
     return 0
