@@ -58,6 +58,12 @@ mu_ratios = [0.1, 0.01]
 needs_uci = pytest.mark.skipif(not uci_available(), reason="the UCI collection is not here")
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` of children that get Ctrl-C: Python's handler even where the tests
+    themselves run with SIGINT ignored (a background job of a shell without job control)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def small_spec(tmp_path: Path, text: str = SMALL) -> Path:
     return write_spec(tmp_path / "small.toml", text)
 
@@ -408,7 +414,8 @@ def test_an_interrupted_sweep_resumes_and_runs_every_task_once(tmp_path):
     cmd = [sys.executable, "-m", "convexnn", "sweep", str(path), "--out", str(out),
            "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -490,7 +497,7 @@ def test_ctrl_c_in_python_stops_the_workers_at_once(tmp_path, target):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, str(script), str(path), str(out)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and len(_live(proc.pid)) < 3:

@@ -74,6 +74,12 @@ def assert_one_line_error(code, err, expected=2):
     assert len(lines) == 1 and lines[0].startswith("convexnn"), err
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` of children that get Ctrl-C: Python's handler even where the tests
+    themselves run with SIGINT ignored (a background job of a shell without job control)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def child_env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
@@ -813,7 +819,8 @@ def test_npz_header_claiming_a_huge_shape_gets_one_line(results, tmp_path, capsy
 def test_ctrl_c_during_imports_prints_no_traceback(results):
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "convexnn", "verify",
                              str(results["certified"])], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env())
+                            stderr=subprocess.PIPE, text=True, env=child_env(),
+                            preexec_fn=sigint_default)
     lines = []
     deadline = time.monotonic() + 60
     for line in proc.stderr:  # -X importtime: one line per imported module
@@ -942,7 +949,8 @@ def test_ctrl_c_stops_a_long_interior_point_solve(tmp_path):
     out = tmp_path / "R"
     proc = subprocess.Popen([sys.executable, "-m", "convexnn", "solve", str(spec), "--out",
                              str(out), "--verbose"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env())
+                            stderr=subprocess.PIPE, text=True, env=child_env(),
+                            preexec_fn=sigint_default)
     lines: queue.Queue = queue.Queue()
     errors: list[str] = []
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] and None,
