@@ -194,8 +194,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         note += ("interior point, certifies" if s in CERTIFYING_SOLVERS else
                  "usable; the numpy certificate decides whether an answer is certified")
         if s == "CLARABEL":
-            names = {"mkl": "MKL Pardiso", None: "qdldl"}
-            one, many = (names.get(factorisation(c), factorisation(c)) for c in (1, 2))
+            names = {"mkl": "MKL Pardiso", None: "qdldl", "faer": "faer"}
+            one, many = (names[factorisation(c)] for c in (1, 2))
             note += (f"; KKT systems: {one}" if one == many else
                      f"; KKT systems: {one} (one output), {many} (gated ReLU, several)")
             if many != "MKL Pardiso":

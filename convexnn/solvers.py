@@ -71,6 +71,8 @@ class SolverRun:
     iterations: int | None
     solver_objective: float | None
     compile_s: float = 0.0
+    #: Clarabel's KKT factorisation (``"faer"``, ``"mkl"``, ``"qdldl"``); None otherwise.
+    factorisation: str | None = None
 
     @property
     def solve_s(self) -> float:
@@ -141,7 +143,6 @@ def resolve_solver(name: str | None) -> str:
                 "~/mosek/mosek.lic (or set MOSEKLM_LICENSE_FILE), or use solver='clarabel'."
             )
     return canon
-
 
 
 #: Files of a pip-installed MKL that its runtime loads from its own folder.
@@ -421,4 +422,6 @@ def run_problem(
         iterations=getattr(stats, "num_iters", None),
         solver_objective=None if problem.value is None else float(problem.value),
         compile_s=float(getattr(problem, "compilation_time", 0.0) or 0.0),
+        factorisation=(opts.get("direct_solve_method") or "qdldl")
+        if solver == "CLARABEL" else None,
     )

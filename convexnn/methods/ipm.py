@@ -21,7 +21,7 @@ from ..memory import ipm_bytes
 from ..problem import ProblemData, ipm_scales, scaled_data
 from ..progress import Progress
 from ..solution import Solution
-from ..solvers import factorisation, run_problem
+from ..solvers import run_problem
 from ..validation import Options as OptionsBase
 
 __all__ = ["Options", "run", "run_path", "memory_estimate"]
@@ -51,13 +51,12 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
             raise ConvexNNError(f"{form.name} has no interior-point program.")
     program.set_reg(reg, a, s)
     build_s = time.perf_counter() - start
-    outputs = data.c if form.pardiso_outputs else 1
     bar = Progress(f"{form.name} ipm", "quiet" if options.verbose else options.progress)
     try:
         with bar.ticking(solver=options.solver):
             outcome = run_problem(program.problem, options.solver, tol=options.tol,
                                   verbose=options.verbose, options=dict(options.solver_options),
-                                  outputs=outputs)
+                                  outputs=data.c if form.pardiso_outputs else 1)
     finally:
         bar.close()
     weights, dual = program.solution(a, s)
@@ -70,9 +69,7 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
         "solver_objective": (None if outcome.solver_objective is None
                              else outcome.solver_objective * s * s),
         "scaling": {"X": a, "y": s},
-        "factorisation": (options.solver_options.get("direct_solve_method",
-                                                     factorisation(outputs) or "qdldl")
-                          if outcome.solver == "CLARABEL" else None),
+        "factorisation": outcome.factorisation,
         **extra,
     }
     return form.make_solution(data, reg, weights, options, status=outcome.status,
