@@ -264,7 +264,7 @@ def _loaded_mkl() -> bool:
 def factorisation(outputs: int = 1) -> str | None:
     """The KKT factorisation ``method="ipm"`` asks Clarabel for, for a program with
     ``outputs`` columns of targets whose formulation wants Pardiso for them (the gated-ReLU
-    group lasso; ``Formulation.pardiso_outputs``, else ``outputs=1``).
+    group lasso; ``Formulation.factor_outputs``).
 
     ``"mkl"`` (Pardiso, :func:`pardiso_available`) for several outputs: its nested
     dissection keeps the outputs apart (gated ReLU 750×9×200×10: 25 s against 376 s with

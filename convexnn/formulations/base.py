@@ -122,6 +122,12 @@ class Formulation(ABC):
 
     # -- the program ------------------------------------------------------------------
 
+    def factor_outputs(self, data: ProblemData) -> int:
+        """The number of outputs that chooses Clarabel's factorisation for this
+        formulation's interior point (:func:`convexnn.solvers.factorisation`): ``data.c``
+        when it wants Pardiso for several outputs (``pardiso_outputs``), else 1."""
+        return data.c if self.pardiso_outputs else 1
+
     @abstractmethod
     def reg_max(self, data: ProblemData) -> float:
         """The unit of ``lam_ratio`` (``λ_max``, or the kernel scale for μ)."""

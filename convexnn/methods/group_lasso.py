@@ -592,7 +592,7 @@ class _Polisher:
                 run_problem(program.problem, self.options.solver, tol=self.options.tol,
                             verbose=self.options.verbose,
                             options=dict(self.options.solver_options),
-                            outputs=sub.c if self.form.pardiso_outputs else 1)
+                            outputs=self.form.factor_outputs(sub))
             weights, _ = program.solution(a, s)
             if not weights:
                 raise SolverFailedError("the polish returned no primal point")

@@ -56,7 +56,7 @@ def run(form: Formulation, data: ProblemData, reg: float, options: SolveOptions,
         with bar.ticking(solver=options.solver):
             outcome = run_problem(program.problem, options.solver, tol=options.tol,
                                   verbose=options.verbose, options=dict(options.solver_options),
-                                  outputs=data.c if form.pardiso_outputs else 1)
+                                  outputs=form.factor_outputs(data))
     finally:
         bar.close()
     weights, dual = program.solution(a, s)
